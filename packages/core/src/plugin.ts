@@ -1,0 +1,311 @@
+/**
+ * The core plugin: gives every request a record and a request id, classifies every failure
+ * (onError, the error reply, the not-found handler, HTTP-parser errors, aborts and cut
+ * responses), and hands the finished record to the sinks (access log, metrics) exactly once.
+ */
+import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import type {
+  FastifyError,
+  FastifyInstance,
+  FastifyPluginCallback,
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction
+} from 'fastify'
+import fp from 'fastify-plugin'
+import { classifyError, type ErrorClassification } from './classify-error.js'
+import { buildErrorBody } from './error-reply.js'
+import { FaultlineError } from './faultline-error.js'
+import { flags, isFlag } from './flags.js'
+import { kDone, kExposeFlag, kReply, kRouteConfig, kStart, kStatusCode } from './internal.js'
+import { FaultlineRecord, roundMs } from './record.js'
+import { resolveRequestId } from './request-id.js'
+import { classifyParserError } from './classify-parser-error.js'
+
+/** Receives each finished record once: the access log and metrics are sinks. */
+export type RecordSink = (record: FaultlineRecord, reply: FastifyReply | null) => void
+
+export interface FaultlineCoreOptions {
+  /** Add `x-faultline-flag` and `code` to gateway error replies (per route: `config.exposeFlag`). Default false. */
+  exposeFlag?: boolean
+  /** Honour a safe incoming request id header. Default true. */
+  trustRequestId?: boolean
+  /** The request id header, read and echoed. Default `x-request-id`. */
+  requestIdHeader?: string
+  /**
+   * Install the contract's error reply with `setErrorHandler` at the level the core is registered
+   * (default true). It replaces an error handler set before; child contexts may still set their own,
+   * and their errors are still classified by the core's onError hook.
+   */
+  errorHandler?: boolean
+  /** Install a not-found handler answering NRF (default true). Set false if the app has its own. */
+  notFoundHandler?: boolean
+  /** Log HTTP-parser errors (bad Content-Length, CL+TE, header overflow, request timeout). Default true. */
+  clientErrors?: boolean
+}
+
+export interface FaultlineCore {
+  /** Adds a sink for finished records. */
+  addSink: (sink: RecordSink) => void
+  /** The settings the core was registered with. */
+  readonly settings: Readonly<Required<FaultlineCoreOptions>>
+}
+
+export interface FailureReport {
+  details?: string
+  source?: string
+  target?: string
+  statusCode?: number
+  fields?: Record<string, string | number | boolean | undefined>
+}
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** This request's record: the fields of its access-log line. `null` before the core's onRequest. */
+    faultline: FaultlineRecord | null
+  }
+  interface FastifyInstance {
+    faultline: FaultlineCore
+  }
+  interface FastifyContextConfig {
+    /** `api_name` for requests of this route. */
+    apiName?: string
+    /** Expose the flag to clients of this route (overrides the core's `exposeFlag`). */
+    exposeFlag?: boolean
+  }
+}
+
+const defaults: Required<FaultlineCoreOptions> = {
+  exposeFlag: false,
+  trustRequestId: true,
+  requestIdHeader: 'x-request-id',
+  errorHandler: true,
+  notFoundHandler: true,
+  clientErrors: true
+}
+
+const booleanOptions = ['exposeFlag', 'trustRequestId', 'errorHandler', 'notFoundHandler', 'clientErrors'] as const
+
+function buildSettings (options: FaultlineCoreOptions): Required<FaultlineCoreOptions> {
+  const settings = { ...defaults }
+  for (const name of booleanOptions) {
+    const value = options[name]
+    if (value === undefined) continue
+    if (typeof value !== 'boolean') {
+      throw new TypeError(`@faultline/core: option "${name}" must be a boolean, got ${JSON.stringify(value)}`)
+    }
+    settings[name] = value
+  }
+  if (options.requestIdHeader !== undefined) {
+    if (typeof options.requestIdHeader !== 'string' || !/^[a-z0-9-]+$/i.test(options.requestIdHeader)) {
+      throw new TypeError(`@faultline/core: option "requestIdHeader" must be a header name, got ${JSON.stringify(options.requestIdHeader)}`)
+    }
+    settings.requestIdHeader = options.requestIdHeader.toLowerCase()
+  }
+  return Object.freeze(settings)
+}
+
+/**
+ * Records a failure on the reply unless an earlier boundary already did: the flag always names the
+ * first boundary that failed. Returns whether this call set it.
+ */
+export function reportFailure (reply: FastifyReply, flag: string, report: FailureReport = {}): boolean {
+  const record = reply.faultline
+  if (record === null || record === undefined) return false
+  if (!isFlag(flag)) throw new TypeError(`unknown Faultline flag: ${JSON.stringify(flag)}`)
+  return applyClassification(record, { flag, ...report })
+}
+
+export function applyClassification (record: FaultlineRecord, c: ErrorClassification): boolean {
+  if (record.response_flag !== undefined) return false
+  const def = flags[c.flag] ?? flags.GIE
+  record.response_flag = def.code
+  record.response_code_details = c.details ?? def.details
+  record.error_category = def.category
+  record.error_source = c.source ?? def.source
+  if (c.target !== undefined) record.error_target = c.target
+  record[kStatusCode] = c.statusCode ?? def.status ?? undefined
+  if (c.fields !== undefined) {
+    const target = record as unknown as Record<string, unknown>
+    for (const key of Object.keys(c.fields)) {
+      if (Object.hasOwn(record, key) && c.fields[key] !== undefined) target[key] = c.fields[key]
+    }
+  }
+  return true
+}
+
+// Statuses a gateway route may send without an error object; an unflagged one gets the flag whose
+// status it is. Anything else with an error status is GIE, as the contract requires.
+const flagByStatus: Record<number, string> = {
+  404: 'NRF', 405: 'MNA', 408: 'RTO', 411: 'CLM', 413: 'BTL', 415: 'UMT', 429: 'RLT', 431: 'HTL'
+}
+
+function classifyUnflaggedStatus (record: FaultlineRecord, status: number): void {
+  if (record.response_source === 'upstream') {
+    if (status >= 500) {
+      applyClassification(record, { flag: 'URS', target: record.upstream_addr, statusCode: status })
+      record.upstream_status ??= status
+    }
+    return
+  }
+  const flag = flagByStatus[status]
+  if (flag !== undefined) applyClassification(record, { flag })
+  else applyClassification(record, { flag: 'GIE', details: 'unclassified_response' })
+}
+
+type ResponseWithReply = ServerResponse & { [kReply]?: FastifyReply }
+
+function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOptions, done: (err?: Error) => void): void {
+  const settings = buildSettings(options)
+  const sinks: RecordSink[] = []
+  const idHeader = settings.requestIdHeader
+
+  function emit (record: FaultlineRecord, reply: FastifyReply | null): void {
+    for (let i = 0; i < sinks.length; i++) {
+      try {
+        sinks[i](record, reply)
+      } catch (err) {
+        fastify.log.error({ err }, 'faultline: a record sink failed')
+      }
+    }
+  }
+
+  /** Completes the record when the response finished, was aborted, or was cut, and emits it once. */
+  function complete (reply: FastifyReply, res: ServerResponse): void {
+    const record = reply.faultline
+    if (record === null || record[kDone]) return
+    record[kDone] = true
+    const total = performance.now() - record[kStart]
+    if (res.writableFinished) {
+      record.status = res.statusCode
+      if (record.response_flag === undefined && res.statusCode >= 400) classifyUnflaggedStatus(record, res.statusCode)
+    } else if (record.response_flag === undefined) {
+      applyClassification(record, { flag: 'CDC' })
+      record.status = 499
+    } else if (res.headersSent) {
+      // Cut after the status went out (upstream reset or timeout mid-body): keep the flag.
+      record.status = res.statusCode
+      record.response_truncated = true
+    } else {
+      record.status = record.response_flag === 'CDC' ? 499 : (record[kStatusCode] ?? 499)
+    }
+    record.latency_total = roundMs(total)
+    record.gateway_latency = record.upstream_latency === undefined
+      ? record.latency_total
+      : roundMs(Math.max(0, total - record.upstream_latency))
+    emit(record, reply)
+  }
+
+  function onResponseClose (this: ResponseWithReply): void {
+    const reply = this[kReply]
+    if (reply !== undefined) {
+      this[kReply] = undefined
+      complete(reply, this)
+    }
+  }
+
+  function onRequest (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction): void {
+    const raw = request.raw
+    const id = resolveRequestId(raw.headers[idHeader], settings.trustRequestId)
+    const url = raw.url ?? '/'
+    const q = url.indexOf('?')
+    const record = new FaultlineRecord(id, raw.method ?? 'GET', q === -1 ? url : url.slice(0, q))
+    const routeOptions = request.routeOptions
+    const config = routeOptions.config as unknown as Record<string | symbol, unknown> & { apiName?: string, exposeFlag?: boolean }
+    record.route = routeOptions.url ?? '/*'
+    record.api_name = config.apiName
+    record.client_ip = request.ip
+    record.user_agent = raw.headers['user-agent']
+    record[kStart] = performance.now()
+    record[kExposeFlag] = config.exposeFlag ?? settings.exposeFlag
+    record[kRouteConfig] = config
+    reply.faultline = record
+    reply.header(idHeader, id)
+    const res = reply.raw as ResponseWithReply
+    res[kReply] = reply
+    res.once('close', onResponseClose)
+    next()
+  }
+
+  function onError (request: FastifyRequest, reply: FastifyReply, error: FastifyError, next: HookHandlerDoneFunction): void {
+    // Callback style on purpose: an async onError hook turns a reply-from bad-status reply into an
+    // uncaught FST_ERR_SEND_INSIDE_ONERR (shared/reference/node-error-shapes.md section 3.4).
+    const record = reply.faultline
+    if (record !== null) applyClassification(record, classifyError(error))
+    next()
+  }
+
+  function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+    const record = reply.faultline
+    if (record === null) {
+      // The error came before the core's onRequest ran (it cannot, unless a hook registered before
+      // the core threw): answer without a record.
+      reply.code(500).send(buildErrorBody('GIE', 500, request.id, false))
+      return
+    }
+    const classification = classifyError(error)
+    applyClassification(record, classification)
+    if (record.response_flag === 'GIE') {
+      request.log.error({ err: error, request_id: record.request_id }, 'faultline: unexpected error')
+    }
+    const flag = record.response_flag ?? 'GIE'
+    const status = record[kStatusCode] ?? 500
+    if (classification.flag === flag && classification.headers !== undefined) reply.headers(classification.headers)
+    if (record[kExposeFlag]) reply.header('x-faultline-flag', flag)
+    reply.code(status).type('application/json; charset=utf-8').send(buildErrorBody(flag, status, record.request_id, record[kExposeFlag]))
+  }
+
+  function onClientError (err: NodeJS.ErrnoException, socket: Socket): void {
+    const parsed = classifyParserError(err)
+    if (parsed === undefined) return
+    const inFlight = (socket as Socket & { _httpMessage?: ResponseWithReply | null })._httpMessage
+    const reply = inFlight?.[kReply]
+    if (reply?.faultline != null) {
+      // The request was already being handled (e.g. a broken chunked body): classify it there.
+      applyClassification(reply.faultline, { flag: parsed.flag, details: parsed.details, statusCode: parsed.status })
+      return
+    }
+    const record = new FaultlineRecord(resolveRequestId(undefined, false), parsed.method ?? '-', parsed.path ?? '-')
+    record.route = '-'
+    record.client_ip = socket.remoteAddress
+    applyClassification(record, { flag: parsed.flag, details: parsed.details })
+    record.status = parsed.status
+    record.latency_total = 0
+    record.gateway_latency = 0
+    record[kDone] = true
+    emit(record, null)
+  }
+
+  fastify.decorateReply('faultline', null)
+  fastify.decorate('faultline', {
+    addSink (sink: RecordSink) {
+      if (typeof sink !== 'function') throw new TypeError('faultline.addSink: sink must be a function')
+      sinks.push(sink)
+    },
+    settings
+  } satisfies FaultlineCore)
+
+  fastify.addHook('onRequest', onRequest)
+  fastify.addHook('onError', onError)
+  if (settings.errorHandler) fastify.setErrorHandler(errorHandler)
+  if (settings.notFoundHandler) {
+    fastify.setNotFoundHandler(function notFound (_request, reply) {
+      reply.send(new FaultlineError('NRF'))
+    })
+  }
+  if (settings.clientErrors) {
+    fastify.server.on('clientError', onClientError)
+    fastify.addHook('onClose', (_instance, next) => {
+      fastify.server.off('clientError', onClientError)
+      next()
+    })
+  }
+  done()
+}
+
+export const faultlineCorePlugin: FastifyPluginCallback<FaultlineCoreOptions> = fp(faultlineCore, {
+  fastify: '5.x',
+  name: '@faultline/core'
+})
