@@ -1,0 +1,5 @@
+export { faultlineProxyPlugin as default, faultlineProxyPlugin } from './plugin.js'
+export type { FaultlineProxyOptions, UpstreamOptions, UpstreamTlsOptions, HealthCheckOptions } from './options.js'
+export { buildVerifyingConnector, UpstreamCertificateError } from './verifying-connector.js'
+export { Balancer, parseTarget, PASSIVE_EJECTION_MS } from './balancer.js'
+export type { Target } from './balancer.js'

@@ -1,0 +1,56 @@
+import type { SecureVersion } from 'node:tls'
+import type { HTTPMethods } from 'fastify'
+
+export interface UpstreamTlsOptions {
+  /** PEM CA certificate(s) trusted for this upstream (replace the system store). */
+  ca?: string | string[]
+  /** PEM client certificate and key, when the upstream requires mTLS. */
+  cert?: string
+  key?: string
+  /** Name sent as SNI and checked against the certificate (default: the target's host name). */
+  servername?: string
+  /** Verify the upstream certificate. Default true (reply-from's default is false: we do not inherit it). */
+  rejectUnauthorized?: boolean
+  minVersion?: SecureVersion
+  maxVersion?: SecureVersion
+}
+
+export interface HealthCheckOptions {
+  /** Path probed with GET on each target. Default `/health`. */
+  path?: string
+  /** ms between probes. Default 5000. */
+  interval?: number
+  /** ms a probe may take. Default 1000. */
+  timeout?: number
+  /** Consecutive failures (probes or, passively, transport failures) that mark a target unhealthy. Default 2. */
+  unhealthyThreshold?: number
+  /** Consecutive successful probes that mark it healthy again. Default 1. */
+  healthyThreshold?: number
+}
+
+export interface UpstreamOptions {
+  /** One or more `http(s)://host:port[/base]` targets, used round-robin. */
+  targets: string[]
+  /** ms to establish TCP+TLS. Default 5000. */
+  connectTimeout?: number
+  /** ms to wait for response headers, and between body chunks. Default 30000. */
+  responseTimeout?: number
+  /** Extra attempts for idempotent methods without a body, on connection failures only. Default 0. */
+  retries?: number
+  tls?: UpstreamTlsOptions
+  healthCheck?: HealthCheckOptions
+}
+
+export interface FaultlineProxyOptions {
+  /** The API's name (`api_name` in the log). */
+  name: string
+  /** Methods the API accepts; others get MNA 405. Default: all. */
+  methods?: HTTPMethods[]
+  /** Request body limit in bytes (declared Content-Length). Default: the server's bodyLimit. */
+  bodyLimit?: number
+  /** Access logging for this API: true, false, or `{ fields }`. Default: the access-log plugin's setting. */
+  accessLog?: boolean | { fields?: string[] }
+  /** Expose the flag to this API's clients. Default: the core's setting. */
+  exposeFlag?: boolean
+  upstream: UpstreamOptions
+}

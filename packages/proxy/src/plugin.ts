@@ -1,0 +1,263 @@
+/**
+ * The upstream proxy: one registration per API, under the API's prefix. Proxies with
+ * @fastify/reply-from over our own undici Agent (TLS verified, timeouts enforced, no silent
+ * retries), and classifies every upstream failure on the request's record.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import type { Readable } from 'node:stream'
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
+import fp from 'fastify-plugin'
+import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
+import { Agent, type Dispatcher } from 'undici'
+import {
+  applyClassification,
+  classifyTransportError,
+  FaultlineError,
+  roundMs,
+  type FaultlineRecord
+} from '@faultline/core'
+import { Balancer, parseTarget, type Target } from './balancer.js'
+import type { FaultlineProxyOptions } from './options.js'
+import { validateProxyOptions, type ProxySettings } from './validate-options.js'
+import { buildVerifyingConnector } from './verifying-connector.js'
+import { decideRetry, type RetryRequest } from './retry-policy.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The upstream target chosen for this request by the proxy. */
+    faultlineUpstream: Target | null
+  }
+}
+
+const kUpstreamStart = Symbol('faultline.proxy.upstreamStart')
+const kFailed = Symbol('faultline.proxy.failed')
+const kReply = Symbol('faultline.proxy.reply')
+
+type ProxiedRecord = FaultlineRecord & { [kUpstreamStart]?: number, [kFailed]?: boolean }
+type HeadersWithReply = IncomingHttpHeaders & { [kReply]?: FastifyReply }
+type StreamWithReply = Readable & { [kReply]?: FastifyReply }
+
+/** Upstream flags that count against a target's health (URS is the upstream's answer, not a transport failure). */
+const PASSIVE_HEALTH_CATEGORY = 'upstream'
+
+function upstreamElapsed (record: ProxiedRecord): number | undefined {
+  const start = record[kUpstreamStart]
+  return start === undefined ? undefined : roundMs(performance.now() - start)
+}
+
+function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxyOptions, done: (err?: Error) => void): void {
+  const settings: ProxySettings = validateProxyOptions(options)
+  const { upstream } = settings
+  const log = fastify.log
+
+  const agent = new Agent({
+    connect: buildVerifyingConnector({ tls: upstream.tls, connectTimeout: upstream.connectTimeout }),
+    headersTimeout: upstream.responseTimeout,
+    bodyTimeout: upstream.responseTimeout
+  })
+  const balancer = new Balancer(upstream.targets.map(parseTarget), upstream.healthCheck, (target, healthy, reason) => {
+    log.warn({ api_name: settings.name, upstream_addr: target.address, healthy, reason }, healthy ? 'faultline: upstream target healthy again' : 'faultline: upstream target marked unhealthy')
+  })
+
+  // reply-from hands every attempt to this dispatcher: count attempts where they happen.
+  const dispatcher = {
+    request (opts: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void): void {
+      const headers = opts.headers as HeadersWithReply
+      const reply = headers[kReply]
+      if (reply !== undefined) {
+        delete headers[kReply]
+        const record = reply.faultline
+        if (record !== null) record.upstream_attempts = (record.upstream_attempts ?? 0) + 1
+      }
+      agent.request(opts, callback)
+    }
+  }
+
+  function rewriteRequestHeaders (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+    const reply = (request as FastifyRequest & { [kReply]?: FastifyReply })[kReply]
+    const out = headers as HeadersWithReply
+    if (reply !== undefined) {
+      const record = reply.faultline as ProxiedRecord | null
+      if (record !== null) {
+        record[kUpstreamStart] = performance.now()
+        out['x-request-id'] = record.request_id
+      }
+      out[kReply] = reply
+    }
+    const forwarded = headers['x-forwarded-for']
+    const ip = request.ip
+    out['x-forwarded-for'] = typeof forwarded === 'string' && forwarded.length > 0 ? `${forwarded}, ${ip}` : ip
+    return out
+  }
+
+  function getUpstream (request: FastifyRequest): string {
+    return (request.faultlineUpstream as Target).origin
+  }
+
+  function retryDelay (details: { err: Error | null, req: unknown, res: unknown, attempt: number }): number | null {
+    const req = details.req as RetryRequest & { headers: HeadersWithReply }
+    const reply = req.headers[kReply]
+    const delay = decideRetry(details.err, details.res, req, details.attempt, upstream.retries)
+    if (delay === null || reply === undefined) return delay
+    // Retry on the next healthy target when there is one.
+    const failed = reply.request.faultlineUpstream
+    const record = reply.faultline
+    const c = classifyTransportError(details.err)
+    if (failed !== null && c !== undefined) balancer.reportFailure(failed, c.details)
+    const next = balancer.pick()
+    if (next !== undefined && next !== failed && req.url instanceof URL) {
+      reply.request.faultlineUpstream = next
+      req.url = new URL(next.basePath + req.url.pathname.slice(failed?.basePath.length ?? 0), next.origin)
+      req.headers.host = req.url.host
+      if (record !== null) record.upstream_addr = next.address
+    }
+    req.headers[kReply] = reply
+    return delay
+  }
+
+  function onUpstreamBodyError (this: StreamWithReply, err: Error): void {
+    const reply = this[kReply]
+    if (reply === undefined) return
+    this[kReply] = undefined
+    const record = reply.faultline as ProxiedRecord | null
+    // The client going away destroys the upstream stream too: that is CDC, decided by the core.
+    if (record === null || reply.raw.destroyed) return
+    const c = classifyTransportError(err) ?? { flag: 'URR', details: 'upstream_closed_connection' }
+    record.upstream_latency = upstreamElapsed(record)
+    applyClassification(record, { flag: c.flag, details: c.details, target: record.upstream_addr })
+    const target = reply.request.faultlineUpstream
+    if (target !== null) balancer.reportFailure(target, c.details)
+  }
+
+  function onResponse (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number, stream: Readable }): void {
+    const record = reply.faultline as ProxiedRecord | null
+    if (record === null) return
+    record.upstream_status = res.statusCode
+    if (record[kFailed] === true) {
+      // reply-from already reported an invalid status through onError and still calls us.
+      res.stream.destroy()
+      return
+    }
+    record.upstream_latency = upstreamElapsed(record)
+    record.response_source = 'upstream'
+    const target = request.faultlineUpstream
+    if (target !== null) balancer.reportSuccess(target)
+    if (res.statusCode >= 500) {
+      applyClassification(record, { flag: 'URS', target: record.upstream_addr, statusCode: res.statusCode })
+    }
+    const stream = res.stream as StreamWithReply
+    stream[kReply] = reply
+    stream.once('error', onUpstreamBodyError)
+    reply.send(stream)
+  }
+
+  function onError (reply: FastifyReply, { error }: { error: Error }): void {
+    const record = reply.faultline as ProxiedRecord | null
+    if (record !== null) {
+      record[kFailed] = true
+      record.upstream_latency = upstreamElapsed(record)
+    }
+    const c = classifyTransportError(error)
+    if (c === undefined) {
+      reply.send(error) // not a transport failure we know: the core logs it and answers GIE
+      return
+    }
+    const target = reply.request.faultlineUpstream
+    if (target !== null && c.flag !== 'CDC') balancer.reportFailure(target, c.details)
+    reply.send(new FaultlineError(c.flag, {
+      details: c.details,
+      target: record?.upstream_addr,
+      cause: error,
+      fields: c.tlsCertExpiry !== undefined || c.tlsCertSubject !== undefined
+        ? { tls_cert_expiry: c.tlsCertExpiry, tls_cert_subject: c.tlsCertSubject }
+        : undefined
+    }))
+  }
+
+  // reply-from types its hooks for every server kind; the gateway runs HTTP/1 servers only.
+  const fromOptions = {
+    rewriteRequestHeaders,
+    getUpstream,
+    onResponse,
+    onError,
+    retryDelay
+  } as unknown as FastifyReplyFromHooks
+
+  const prefix = fastify.prefix === '/' ? '' : fastify.prefix
+  const bodyLimit = settings.bodyLimit ?? fastify.initialConfig.bodyLimit ?? 1048576
+
+  function upstreamPath (request: FastifyRequest): string {
+    const url = request.raw.url ?? '/'
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    let rest: string
+    if (path.startsWith(prefix)) rest = path.slice(prefix.length)
+    else rest = '/' + encodeURI((request.params as { '*'?: string })['*'] ?? '')
+    if (rest === '') rest = '/'
+    else if (rest[0] !== '/') rest = '/' + rest
+    return rest
+  }
+
+  function proxyHandler (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const declared = request.headers['content-length']
+    if (declared !== undefined && Number(declared) > bodyLimit) {
+      throw new FaultlineError('BTL', { source: 'RequestValidation' })
+    }
+    const target = balancer.pick()
+    if (target === undefined) throw new FaultlineError('NHU', { target: balancer.describe() })
+    request.faultlineUpstream = target
+    const record = reply.faultline
+    if (record !== null) record.upstream_addr = target.address
+    ;(request as FastifyRequest & { [kReply]?: FastifyReply })[kReply] = reply
+    try {
+      reply.from(target.basePath + upstreamPath(request), fromOptions)
+    } catch (err) {
+      // reply-from refuses dot-segment paths and malformed percent-encoding before dialling.
+      throw new FaultlineError('IHD', { details: 'invalid_path', cause: err })
+    }
+    return reply
+  }
+
+  function methodNotAllowed (_request: FastifyRequest, reply: FastifyReply): void {
+    reply.header('allow', settings.methods.join(', '))
+    throw new FaultlineError('MNA')
+  }
+
+  fastify.decorateRequest('faultlineUpstream', null)
+  fastify.register(replyFrom, { undici: dispatcher as unknown as { request: Dispatcher['request'] }, disableRequestLogging: true })
+
+  // Bodies stream through to the upstream untouched.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('*', function passThrough (_request, payload, next) {
+    next(null, payload)
+  })
+
+  const routeConfig = {
+    apiName: settings.name,
+    ...(settings.exposeFlag !== undefined ? { exposeFlag: settings.exposeFlag } : {}),
+    ...(settings.accessLog !== undefined ? { accessLog: settings.accessLog } : {})
+  }
+  const other = (fastify.supportedMethods as HTTPMethods[]).filter((m) => !settings.methods.includes(m))
+  for (const url of ['/', '/*']) {
+    fastify.route({ method: settings.methods, url, handler: proxyHandler, config: routeConfig, exposeHeadRoute: false })
+    if (other.length > 0) fastify.route({ method: other, url, handler: methodNotAllowed, config: routeConfig, exposeHeadRoute: false })
+  }
+
+  fastify.addHook('onReady', (next) => {
+    balancer.startProbes(agent)
+    next()
+  })
+  fastify.addHook('onClose', (_instance, next) => {
+    balancer.stop()
+    agent.close().then(() => next(), () => next())
+  })
+  done()
+}
+
+export const faultlineProxyPlugin: FastifyPluginCallback<FaultlineProxyOptions> = fp(faultlineProxy, {
+  fastify: '5.x',
+  name: '@faultline/proxy',
+  dependencies: ['@faultline/core'],
+  encapsulate: true
+})
