@@ -2,7 +2,7 @@
  * The access log: one pino JSON line per request, written from the core's finished record.
  * Per-route switches and field lists are compiled once, when the route is added.
  */
-import type { FastifyInstance, FastifyPluginCallback, FastifyReply, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import pino, { type DestinationStream, type Logger } from 'pino'
 import { kRouteConfig, recordFields, type FaultlineRecord } from '@faultline/core'
@@ -55,7 +55,7 @@ function openDestination (destination: AccessLogOptions['destination'], sync: bo
 
 type SonicBoomLike = DestinationStream & { flushSync?: () => void, reopen?: () => void, end?: () => void, fd?: number }
 
-function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogOptions, done: (err?: Error) => void): void {
+async function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogOptions): Promise<void> {
   if (options.enabled !== undefined && typeof options.enabled !== 'boolean') {
     throw new TypeError(`@faultline/access-log: option "enabled" must be a boolean, got ${JSON.stringify(options.enabled)}`)
   }
@@ -119,10 +119,9 @@ function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogOptions
     flush()
     next()
   })
-  done()
 }
 
-export const faultlineAccessLogPlugin: FastifyPluginCallback<AccessLogOptions> = fp(faultlineAccessLog, {
+export const faultlineAccessLogPlugin: FastifyPluginAsync<AccessLogOptions> = fp(faultlineAccessLog, {
   fastify: '5.x',
   name: '@faultline/access-log',
   dependencies: ['@faultline/core']

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks'
 import type {
   FastifyError,
   FastifyInstance,
-  FastifyPluginCallback,
+  FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
   HookHandlerDoneFunction
@@ -157,7 +157,7 @@ function classifyUnflaggedStatus (record: FaultlineRecord, status: number): void
 
 type ResponseWithReply = ServerResponse & { [kReply]?: FastifyReply }
 
-function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOptions, done: (err?: Error) => void): void {
+async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOptions): Promise<void> {
   const settings = buildSettings(options)
   const sinks: RecordSink[] = []
   const idHeader = settings.requestIdHeader
@@ -173,12 +173,12 @@ function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOptions,
   }
 
   /** Completes the record when the response finished, was aborted, or was cut, and emits it once. */
-  function complete (reply: FastifyReply, res: ServerResponse): void {
+  function complete (reply: FastifyReply, res: ServerResponse, finished: boolean): void {
     const record = reply.faultline
     if (record === null || record[kDone]) return
     record[kDone] = true
     const total = performance.now() - record[kStart]
-    if (res.writableFinished) {
+    if (finished) {
       record.status = res.statusCode
       if (record.response_flag === undefined && res.statusCode >= 400) classifyUnflaggedStatus(record, res.statusCode)
     } else if (record.response_flag === undefined) {
@@ -198,11 +198,18 @@ function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOptions,
     emit(record, reply)
   }
 
+  // A finished response completes in onResponse ('finish'); one that was aborted or cut never
+  // finishes, and completes on 'close'. Both may run: the record is emitted once.
+  function onResponse (_request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction): void {
+    complete(reply, reply.raw, true)
+    next()
+  }
+
   function onResponseClose (this: ResponseWithReply): void {
     const reply = this[kReply]
     if (reply !== undefined) {
       this[kReply] = undefined
-      complete(reply, this)
+      complete(reply, this, this.writableFinished)
     }
   }
 
@@ -288,6 +295,7 @@ function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOptions,
   } satisfies FaultlineCore)
 
   fastify.addHook('onRequest', onRequest)
+  fastify.addHook('onResponse', onResponse)
   fastify.addHook('onError', onError)
   if (settings.errorHandler) fastify.setErrorHandler(errorHandler)
   if (settings.notFoundHandler) {
@@ -302,10 +310,9 @@ function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOptions,
       next()
     })
   }
-  done()
 }
 
-export const faultlineCorePlugin: FastifyPluginCallback<FaultlineCoreOptions> = fp(faultlineCore, {
+export const faultlineCorePlugin: FastifyPluginAsync<FaultlineCoreOptions> = fp(faultlineCore, {
   fastify: '5.x',
   name: '@faultline/core'
 })
