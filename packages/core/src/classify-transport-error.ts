@@ -155,6 +155,13 @@ export function classifyTransportError (err: unknown): TransportClassification |
     return undefined
   }
 
+  // Resolver failures: getaddrinfo (dns.lookup) or c-ares (dns.Resolver, custom lookups), whose
+  // codes overlap with socket codes (ECONNREFUSED: the DNS server refused), so the syscall decides.
+  if (syscall === 'getaddrinfo' || (syscall !== undefined && syscall.startsWith('query'))) {
+    const notFound = code === 'ENOTFOUND' || code === 'ENODATA' || code === 'EAI_NONAME' || code === 'EAI_NODATA' || code === 'ENONAME'
+    return { flag: 'DNS', details: notFound ? 'dns_not_found' : 'dns_temporary_failure' }
+  }
+
   const cert = certificateCodes[code]
   if (cert !== undefined) return withCertificate({ flag: cert[0], details: cert[1] }, e)
 

@@ -1,3 +1,4 @@
+import type { LookupFunction } from 'node:net'
 import type { SecureVersion } from 'node:tls'
 import type { HTTPMethods } from 'fastify'
 
@@ -39,6 +40,8 @@ export interface UpstreamOptions {
   retries?: number
   tls?: UpstreamTlsOptions
   healthCheck?: HealthCheckOptions
+  /** Custom host name resolution (Node's `net.connect` `lookup`), e.g. for service discovery. Default: dns.lookup. */
+  lookup?: LookupFunction
 }
 
 export interface FaultlineProxyOptions {

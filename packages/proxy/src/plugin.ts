@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
-import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
 import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Agent, type Dispatcher } from 'undici'
@@ -46,13 +46,13 @@ function upstreamElapsed (record: ProxiedRecord): number | undefined {
   return start === undefined ? undefined : roundMs(performance.now() - start)
 }
 
-function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxyOptions, done: (err?: Error) => void): void {
+async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxyOptions): Promise<void> {
   const settings: ProxySettings = validateProxyOptions(options)
   const { upstream } = settings
   const log = fastify.log
 
   const agent = new Agent({
-    connect: buildVerifyingConnector({ tls: upstream.tls, connectTimeout: upstream.connectTimeout }),
+    connect: buildVerifyingConnector({ tls: upstream.tls, connectTimeout: upstream.connectTimeout, lookup: upstream.lookup }),
     headersTimeout: upstream.responseTimeout,
     bodyTimeout: upstream.responseTimeout
   })
@@ -252,10 +252,9 @@ function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxyOption
     balancer.stop()
     agent.close().then(() => next(), () => next())
   })
-  done()
 }
 
-export const faultlineProxyPlugin: FastifyPluginCallback<FaultlineProxyOptions> = fp(faultlineProxy, {
+export const faultlineProxyPlugin: FastifyPluginAsync<FaultlineProxyOptions> = fp(faultlineProxy, {
   fastify: '5.x',
   name: '@faultline/proxy',
   dependencies: ['@faultline/core'],

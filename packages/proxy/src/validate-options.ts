@@ -1,4 +1,5 @@
 /** Checks the proxy's options once, at registration, and builds its settings. */
+import type { LookupFunction } from 'node:net'
 import type { HTTPMethods } from 'fastify'
 import type { FaultlineProxyOptions, HealthCheckOptions, UpstreamTlsOptions } from './options.js'
 
@@ -15,6 +16,7 @@ export interface ProxySettings {
     retries: number
     tls: UpstreamTlsOptions | undefined
     healthCheck: HealthCheckOptions | undefined
+    lookup: LookupFunction | undefined
   }
 }
 
@@ -59,6 +61,7 @@ export function validateProxyOptions (options: FaultlineProxyOptions): ProxySett
   if (tls?.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
     fail('upstream.tls.rejectUnauthorized', 'a boolean', tls.rejectUnauthorized)
   }
+  if (up.lookup !== undefined && typeof up.lookup !== 'function') fail('upstream.lookup', 'a function', typeof up.lookup)
   const hc = up.healthCheck
   if (hc !== undefined) {
     if (typeof hc !== 'object' || hc === null) fail('upstream.healthCheck', 'an object', hc)
@@ -80,7 +83,8 @@ export function validateProxyOptions (options: FaultlineProxyOptions): ProxySett
       responseTimeout: positiveInt('upstream.responseTimeout', up.responseTimeout, 30000),
       retries: positiveInt('upstream.retries', up.retries, 0, 0),
       tls: tls === undefined ? undefined : { ...tls },
-      healthCheck: hc === undefined ? undefined : { ...hc }
+      healthCheck: hc === undefined ? undefined : { ...hc },
+      lookup: up.lookup
     }
   }
 }

@@ -3,6 +3,7 @@
  * still tells which certificate was presented (tls_cert_expiry, tls_cert_subject) from the same
  * handshake: with rejectUnauthorized the failed socket is gone before it can be inspected.
  */
+import type { LookupFunction } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { buildConnector } from 'undici'
 import { formatCertificateExpiry, formatCertificateSubject, type PeerCertificateSummary } from '@faultline/core'
@@ -33,6 +34,7 @@ export interface ConnectorOptions {
   tls?: UpstreamTlsOptions
   /** ms for TCP + TLS handshake. */
   connectTimeout: number
+  lookup?: LookupFunction
 }
 
 export function buildVerifyingConnector (options: ConnectorOptions): buildConnector.connector {
@@ -46,6 +48,7 @@ export function buildVerifyingConnector (options: ConnectorOptions): buildConnec
     minVersion: tls.minVersion,
     maxVersion: tls.maxVersion,
     timeout: options.connectTimeout,
+    ...(options.lookup !== undefined ? { lookup: options.lookup } : {}),
     // Verification happens below, after the handshake, where the certificate can still be read.
     rejectUnauthorized: false,
     // No session resumption: on a resumed session Node skips the host name check.
