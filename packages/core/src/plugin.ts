@@ -261,6 +261,8 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
     const status = record[kStatusCode] ?? 500
     if (classification.flag === flag && classification.headers !== undefined) reply.headers(classification.headers)
     if (record[kExposeFlag]) reply.header('x-faultline-flag', flag)
+    // A body the gateway will never read would leave the client stalled on a kept-alive connection.
+    if (!request.raw.complete) reply.header('connection', 'close')
     reply.code(status).type('application/json; charset=utf-8').send(buildErrorBody(flag, status, record.request_id, record[kExposeFlag]))
   }
 
