@@ -2,12 +2,12 @@ import { mkdtemp, readFile, rename } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import core, { FaultlineError, recordFields } from '@faultline/core'
-import accessLog, { type AccessLogOptions } from '../src/index.js'
+import accessLog, { type AccessLogOptions } from '@faultline/access-log'
 import { LogCapture } from '../../../test/helpers/log-capture.js'
 
-async function build (t: Tap.Test, options: AccessLogOptions = {}, routes?: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance, log: LogCapture }> {
+async function build (t: Test, options: AccessLogOptions = {}, routes?: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance, log: LogCapture }> {
   const log = new LogCapture()
   const app = Fastify()
   await app.register(core)

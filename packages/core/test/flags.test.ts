@@ -1,5 +1,5 @@
 import t from 'tap'
-import { flagList, flags, getFlag } from '../src/index.js'
+import { flagList, flags, getFlag } from '@faultline/core'
 
 // Every flag of CONTRACT.md section 1 with its status, category and default source.
 const contract: Array<[string, string, number | null, string, string]> = [

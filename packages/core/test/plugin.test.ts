@@ -1,8 +1,8 @@
 import { once } from 'node:events'
 import net from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
-import t from 'tap'
-import core, { FaultlineError, reportFailure, type FaultlineCoreOptions, type FaultlineRecord } from '../src/index.js'
+import t, { type Test } from 'tap'
+import core, { FaultlineError, reportFailure, type FaultlineCoreOptions, type FaultlineRecord } from '@faultline/core'
 
 interface Harness {
   app: FastifyInstance
@@ -10,7 +10,7 @@ interface Harness {
   appLog: string[]
 }
 
-async function build (t: Tap.Test, options: FaultlineCoreOptions = {}, routes?: (app: FastifyInstance) => void): Promise<Harness> {
+async function build (t: Test, options: FaultlineCoreOptions = {}, routes?: (app: FastifyInstance) => void): Promise<Harness> {
   const appLog: string[] = []
   const app = Fastify({
     logger: { level: 'error', stream: { write: (line: string) => { appLog.push(line) } } },
@@ -180,11 +180,11 @@ t.test('a failing sink never breaks the response, and each record is emitted onc
 })
 
 t.test('options are validated at registration', async (t) => {
-  await t.rejects(Fastify().register(core, { exposeFlag: 'yes' as unknown as boolean }).ready(), /option "exposeFlag" must be a boolean, got "yes"/)
-  await t.rejects(Fastify().register(core, { requestIdHeader: 'x y' }).ready(), /option "requestIdHeader" must be a header name/)
+  await t.rejects(async () => { await Fastify().register(core, { exposeFlag: 'yes' as unknown as boolean }).ready() }, /option "exposeFlag" must be a boolean, got "yes"/)
+  await t.rejects(async () => { await Fastify().register(core, { requestIdHeader: 'x y' }).ready() }, /option "requestIdHeader" must be a header name/)
 })
 
-async function listen (t: Tap.Test, app: FastifyInstance): Promise<number> {
+async function listen (t: Test, app: FastifyInstance): Promise<number> {
   await app.listen({ port: 0, host: '127.0.0.1' })
   return (app.server.address() as net.AddressInfo).port
 }

@@ -112,8 +112,8 @@ function buildCertificate (opts: BuildOptions): CertBundle {
   const cert = forge.pki.createCertificate()
   cert.publicKey = forge.pki.publicKeyFromPem(publicKey)
   cert.serialNumber = randomSerialNumber()
-  cert.validity.notBefore = opts.notBefore
-  cert.validity.notAfter = opts.notAfter
+  cert.validity.notBefore = wholeSeconds(opts.notBefore)
+  cert.validity.notAfter = wholeSeconds(opts.notAfter)
   const subject = [{ name: 'commonName', value: opts.commonName }]
   cert.setSubject(subject)
 
@@ -155,6 +155,11 @@ function randomSerialNumber (): string {
   const bytes = randomBytes(16)
   bytes[0] = (bytes[0] & 0x7f) | 0x10
   return bytes.toString('hex')
+}
+
+/** X.509 times have a one-second resolution: truncate so the bundle's dates equal the certificate's. */
+function wholeSeconds (date: Date): Date {
+  return new Date(Math.floor(date.getTime() / 1000) * 1000)
 }
 
 function toForgeAltName (name: AltName): { type: number, value?: string, ip?: string } {

@@ -59,13 +59,17 @@ export function labServerSpecs (pki: Pki, upstream: RequestHandler): Record<List
       maxVersion: 'TLSv1.2',
       requestCert: true,
       rejectUnauthorized: true,
-      ca: pki.rootCa.cert
+      // The intermediate too, so a client sending only its leaf (pki.client.cert) is accepted.
+      ca: [pki.rootCa.cert, pki.intermediateCa.cert]
     }),
     // Plain HTTP: a TLS ClientHello gets a "400 Bad Request" back, never a request event.
     plaintextOnTlsPort: { scheme: 'https', counts: 'connections', create: () => http.createServer(upstream) },
-    // Accepts and stays silent: a TLS handshake never completes.
-    tlsHang: { scheme: 'https', counts: 'connections', create: () => net.createServer() },
+    // Accepts and stays silent: a TLS handshake never completes. A client giving up may
+    // reset the connection; a raw socket without an 'error' listener would crash the process.
+    tlsHang: { scheme: 'https', counts: 'connections', create: () => net.createServer((socket) => socket.on('error', ignore)) },
     // Reads the request, never answers.
     hangHeaders: { scheme: 'http', counts: 'requests', create: () => http.createServer((req) => { req.resume() }) }
   }
 }
+
+function ignore (): void {}

@@ -4,7 +4,7 @@
  * asserted on the client's answer and on the parsed access-log line.
  */
 import net from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { startFaultLab, type FaultLab } from '@faultline/fault-lab'
 import { startGateway, type TestApi, type TestGateway } from '../../../test/helpers/gateway.js'
@@ -92,7 +92,7 @@ async function call (path: string): Promise<Exchange> {
 }
 
 /** What every gateway-made upstream error reply must satisfy. */
-function assertCleanErrorBody (t: Tap.Test, ex: Exchange, status: number): void {
+function assertCleanErrorBody (t: Test, ex: Exchange, status: number): void {
   t.equal(ex.status, status, `client gets ${status}`)
   const body = JSON.parse(ex.body)
   t.same(Object.keys(body).sort(), ['error', 'message', 'request_id', 'statusCode'])
@@ -100,7 +100,7 @@ function assertCleanErrorBody (t: Tap.Test, ex: Exchange, status: number): void 
   t.notMatch(ex.body, /ECONN|ERR_|UND_|CERT_|SSL routines|openssl|127\.0\.0\.1|localhost|:\d{4,5}/, 'no upstream or internal detail reaches the client')
 }
 
-function assertUpstreamLine (t: Tap.Test, line: AccessLine, flag: string, details: string, target: string, status: number): void {
+function assertUpstreamLine (t: Test, line: AccessLine, flag: string, details: string, target: string, status: number): void {
   t.match(line, {
     msg: 'access',
     status,

@@ -1,0 +1,240 @@
+/**
+ * Several targets per API: round-robin, retries (only when configured, only idempotent methods),
+ * passive marking, active health checks and NHU; plus request rewriting and uploads.
+ */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import { startGateway, type TestApi, type TestGateway } from '../../../test/helpers/gateway.js'
+
+interface Upstream {
+  url: string
+  address: string
+  hits: number
+  healthy: boolean
+  seen: http.IncomingMessage[]
+  close: () => Promise<void>
+}
+
+/** A loopback upstream answering `{ from: name }`, with a switchable /health. */
+async function upstream (t: Test, name: string, onRequest?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean): Promise<Upstream> {
+  const state: Upstream = { url: '', address: '', hits: 0, healthy: true, seen: [], close: async () => {} }
+  const server = http.createServer((req, res) => {
+    if (req.url === '/health') {
+      res.statusCode = state.healthy ? 200 : 503
+      res.end()
+      return
+    }
+    state.hits++
+    state.seen.push(req)
+    if (onRequest?.(req, res) === true) return
+    req.resume()
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ from: name, url: req.url }))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  state.url = `http://127.0.0.1:${port}`
+  state.address = `127.0.0.1:${port}`
+  state.close = async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+  t.teardown(state.close)
+  return state
+}
+
+/** A port with nothing listening. */
+async function closedPort (): Promise<string> {
+  const s = http.createServer()
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+  const { port } = s.address() as AddressInfo
+  await new Promise<void>((resolve) => s.close(() => resolve()))
+  return `http://127.0.0.1:${port}`
+}
+
+async function gateway (t: Test, apis: TestApi[]): Promise<TestGateway> {
+  const gw = await startGateway(apis)
+  t.teardown(() => gw.app.close())
+  return gw
+}
+
+/** One request with node:http, which sends the path exactly as written (no URL normalisation). */
+async function send (url: string, path: string, init: { method?: string, body?: string, headers?: Record<string, string> }): Promise<{ status: number, body: string, headers: http.IncomingHttpHeaders }> {
+  return await new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(url)
+    const req = http.request({ hostname, port, path, method: init.method ?? 'GET', headers: init.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(init.body)
+  })
+}
+
+async function get (gw: TestGateway, path: string, init: { method?: string, body?: string, headers?: Record<string, string> } = {}): Promise<{ status: number, body: string, headers: http.IncomingHttpHeaders, line: Record<string, unknown> }> {
+  const before = gw.log.lines.length
+  const res = await send(gw.url, path, init)
+  const lines = await gw.log.waitFor(before + 1)
+  return { ...res, line: lines[before] }
+}
+
+t.test('requests go round-robin over the targets, prefix stripped, query kept', async (t) => {
+  const a = await upstream(t, 'a')
+  const b = await upstream(t, 'b')
+  const gw = await gateway(t, [{ name: 'rr', prefix: '/rr', upstream: { targets: [a.url, b.url + '/base'] } }])
+  const answers = []
+  for (let i = 0; i < 4; i++) answers.push(JSON.parse((await get(gw, `/rr/items/${i}?x=${i}`)).body))
+  t.same(answers.map((x) => x.from), ['a', 'b', 'a', 'b'])
+  t.same(answers.map((x) => x.url), ['/items/0?x=0', '/base/items/1?x=1', '/items/2?x=2', '/base/items/3?x=3'], "the target's base path is kept")
+  t.same(gw.log.lines.map((l) => l.upstream_addr), [a.address, b.address, a.address, b.address])
+})
+
+t.test('the upstream receives the request id and x-forwarded-for, and the body untouched', async (t) => {
+  let received = ''
+  const a = await upstream(t, 'a', (req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => { received = Buffer.concat(chunks).toString(); res.end('ok') })
+    return true
+  })
+  const gw = await gateway(t, [{ name: 'echo', prefix: '/echo', upstream: { targets: [a.url] } }])
+  const payload = '{"amount": 10,   "note": "spaces kept"}'
+  const res = await get(gw, '/echo/pay', { method: 'POST', body: payload, headers: { 'content-type': 'application/json', 'x-request-id': 'trace-1' } })
+  t.equal(res.status, 200)
+  t.equal(received, payload, 'the body is streamed through unparsed')
+  t.equal(a.seen[0].headers['x-request-id'], 'trace-1')
+  t.equal(a.seen[0].headers['x-forwarded-for'], '127.0.0.1')
+  t.equal(a.seen[0].headers.host, a.address)
+})
+
+t.test('retries are off by default: a refused first target is one attempt, UCF', async (t) => {
+  const dead = await closedPort()
+  const b = await upstream(t, 'b')
+  const gw = await gateway(t, [{ name: 'noretry', prefix: '/noretry', upstream: { targets: [dead, b.url] } }])
+  const res = await get(gw, '/noretry/')
+  t.equal(res.status, 502)
+  t.match(res.line, { response_flag: 'UCF', upstream_attempts: 1 })
+})
+
+t.test('with retries, an idempotent request moves on to the next target', async (t) => {
+  const dead = await closedPort()
+  const b = await upstream(t, 'b')
+  const gw = await gateway(t, [{ name: 'retry', prefix: '/retry', upstream: { targets: [dead, b.url], retries: 1 } }])
+  const res = await get(gw, '/retry/x')
+  t.equal(res.status, 200)
+  t.equal(JSON.parse(res.body).from, 'b')
+  t.match(res.line, { status: 200, upstream_attempts: 2, upstream_addr: b.address, response_source: 'upstream' })
+  t.equal(res.line.response_flag, undefined)
+})
+
+t.test('with retries, a POST is never replayed', async (t) => {
+  const dead = await closedPort()
+  const b = await upstream(t, 'b')
+  const gw = await gateway(t, [{ name: 'post', prefix: '/post', upstream: { targets: [dead, b.url], retries: 2 } }])
+  const res = await get(gw, '/post/x', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
+  t.equal(res.status, 502)
+  t.match(res.line, { response_flag: 'UCF', upstream_attempts: 1 })
+  t.equal(b.hits, 0)
+})
+
+t.test('with retries, an upstream 503 is not retried', async (t) => {
+  const a = await upstream(t, 'a', (_req, res) => { res.statusCode = 503; res.setHeader('retry-after', '1'); res.end('busy'); return true })
+  const gw = await gateway(t, [{ name: 'busy', prefix: '/busy', upstream: { targets: [a.url], retries: 3 } }])
+  const res = await get(gw, '/busy/')
+  t.equal(res.status, 503)
+  t.equal(res.body, 'busy')
+  t.equal(a.hits, 1)
+  t.match(res.line, { response_flag: 'URS', upstream_attempts: 1 })
+})
+
+t.test('passive marking takes a failing target out of rotation and says so once', async (t) => {
+  const dead = await closedPort()
+  const b = await upstream(t, 'b')
+  const gw = await gateway(t, [{ name: 'passive', prefix: '/passive', upstream: { targets: [dead, b.url] } }])
+  const flags = []
+  for (let i = 0; i < 8; i++) flags.push((await get(gw, '/passive/')).line.response_flag ?? 'ok')
+  t.same(flags, ['UCF', 'ok', 'UCF', 'ok', 'ok', 'ok', 'ok', 'ok'], 'out after 2 consecutive failures')
+  const warnings = gw.appLog.filter((l) => l.msg === 'faultline: upstream target marked unhealthy')
+  t.equal(warnings.length, 1)
+  t.match(warnings[0], { api_name: 'passive', healthy: false, reason: 'connection_refused' })
+})
+
+t.test('a single target is never ejected on passive evidence alone', async (t) => {
+  const dead = await closedPort()
+  const gw = await gateway(t, [{ name: 'single', prefix: '/single', upstream: { targets: [dead] } }])
+  for (let i = 0; i < 4; i++) t.equal((await get(gw, '/single/')).line.response_flag, 'UCF')
+})
+
+t.test('active health checks: all targets unhealthy is NHU 503 from the LoadBalancer; recovery brings them back', async (t) => {
+  const a = await upstream(t, 'a')
+  const b = await upstream(t, 'b')
+  a.healthy = false
+  b.healthy = false
+  const gw = await gateway(t, [{
+    name: 'hc',
+    prefix: '/hc',
+    upstream: { targets: [a.url, b.url], healthCheck: { path: '/health', interval: 100, timeout: 500, unhealthyThreshold: 1, healthyThreshold: 1 } }
+  }])
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const down = await get(gw, '/hc/')
+  t.equal(down.status, 503)
+  t.equal(JSON.parse(down.body).message, 'No healthy upstream service is available')
+  t.match(down.line, { response_flag: 'NHU', response_code_details: 'no_healthy_upstreams', error_source: 'LoadBalancer', error_category: 'upstream', error_target: `${a.address},${b.address}` })
+  t.equal(a.hits + b.hits, 0, 'no target was tried')
+  b.healthy = true
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const up = await get(gw, '/hc/')
+  t.equal(up.status, 200)
+  t.equal(JSON.parse(up.body).from, 'b')
+  t.ok(gw.appLog.some((l) => l.msg === 'faultline: upstream target healthy again' && l.upstream_addr === b.address))
+})
+
+t.test('an upload the upstream stops reading is EPI broken_pipe (or URR when the reset wins the race)', async (t) => {
+  const a = await upstream(t, 'a', (req) => { req.socket.destroy(); return true })
+  const gw = await gateway(t, [{ name: 'upload', prefix: '/upload', bodyLimit: 64 * 1024 * 1024, upstream: { targets: [a.url] } }])
+  const body = Buffer.alloc(16 * 1024 * 1024, 'x').toString()
+  const res = await get(gw, '/upload/', { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } })
+  t.equal(res.status, 502)
+  t.match(res.line.response_flag, /^(EPI|URR)$/)
+  t.equal(res.line.error_source, 'UpstreamProxy')
+  t.equal(res.line.error_target, a.address)
+})
+
+t.test('a declared body over the API bodyLimit is BTL 413 and never reaches the upstream', async (t) => {
+  const a = await upstream(t, 'a')
+  const gw = await gateway(t, [{ name: 'small', prefix: '/small', bodyLimit: 10, upstream: { targets: [a.url] } }])
+  const res = await get(gw, '/small/', { method: 'POST', body: 'x'.repeat(11), headers: { 'content-type': 'text/plain' } })
+  t.equal(res.status, 413)
+  t.match(res.line, { response_flag: 'BTL', error_source: 'RequestValidation' })
+  t.equal(a.hits, 0)
+})
+
+t.test('methods outside the API list are MNA 405 with Allow', async (t) => {
+  const a = await upstream(t, 'a')
+  const gw = await gateway(t, [{ name: 'ro', prefix: '/ro', methods: ['GET'], upstream: { targets: [a.url] } }])
+  const res = await get(gw, '/ro/x', { method: 'DELETE' })
+  t.equal(res.status, 405)
+  t.equal(res.headers.allow, 'GET')
+  t.match(res.line, { response_flag: 'MNA', error_source: 'Router', api_name: 'ro' })
+  t.equal(a.hits, 0)
+})
+
+t.test('a path escaping the API prefix is refused before dialling', async (t) => {
+  const a = await upstream(t, 'a')
+  const gw = await gateway(t, [{ name: 'esc', prefix: '/esc', upstream: { targets: [a.url + '/v2'] } }])
+  const res = await get(gw, '/esc/%2e%2e/admin')
+  t.equal(res.status, 400)
+  t.match(res.line, { response_flag: 'IHD', response_code_details: 'invalid_path' })
+  t.equal(a.hits, 0)
+})
+
+t.test('bad proxy options fail at registration, naming the option and the value', async (t) => {
+  await t.rejects(startGateway([{ name: 'x', prefix: '/x', upstream: { targets: ['ftp://nope'] } }]), /upstream.targets\[0\]" must be an http\(s\) URL, got "ftp:\/\/nope"/)
+  await t.rejects(startGateway([{ name: 'x', prefix: '/x', upstream: { targets: ['http://127.0.0.1:1'], retries: -1 } }]), /upstream.retries" must be an integer >= 0, got -1/)
+  await t.rejects(startGateway([{ name: 'x', prefix: '/x', methods: ['BREW' as 'GET'], upstream: { targets: ['http://127.0.0.1:1'] } }]), /methods\[0\]" must be one of/)
+})
