@@ -1,7 +1,7 @@
 // A custom gateway built from the Faultline plugins in a plain Fastify app:
 // the core first, then the access log, then your own routes and one proxy per API.
 // Run it: node examples/programmatic-gateway/gateway.js  (after `npm run setup`)
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import core, { FaultlineError } from '@faultline/core'
 import accessLog from '@faultline/access-log'
 import proxy from '@faultline/proxy'
@@ -13,7 +13,7 @@ export async function buildGateway (options) {
   const app = Fastify({
     // Fastify's own per-request lines would double the log; Faultline writes one line per request.
     logger: { level: 'error' },
-    disableRequestLogging: true
+    logController: new LogController({ disableRequestLogging: true })
   })
 
   await app.register(core, { exposeFlag: true })

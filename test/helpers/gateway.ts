@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import core, { type FaultlineCoreOptions } from '@faultline/core'
 import accessLog from '@faultline/access-log'
 import proxy, { type FaultlineProxyOptions } from '@faultline/proxy'
@@ -23,7 +23,7 @@ export async function startGateway (apis: TestApi[], coreOptions: FaultlineCoreO
   const appLog: Array<Record<string, unknown>> = []
   const app = Fastify({
     logger: { level: 'warn', stream: { write: (line: string) => { appLog.push(JSON.parse(line)) } } },
-    disableRequestLogging: true
+    logController: new LogController({ disableRequestLogging: true })
   })
   await app.register(core, coreOptions)
   await app.register(accessLog, { destination: log })

@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import net from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import core, { FaultlineError, reportFailure, type FaultlineCoreOptions, type FaultlineRecord } from '@faultline/core'
 
@@ -14,7 +14,7 @@ async function build (t: Test, options: FaultlineCoreOptions = {}, routes?: (app
   const appLog: string[] = []
   const app = Fastify({
     logger: { level: 'error', stream: { write: (line: string) => { appLog.push(line) } } },
-    disableRequestLogging: true
+    logController: new LogController({ disableRequestLogging: true })
   })
   const records: FaultlineRecord[] = []
   await app.register(core, options)
