@@ -134,7 +134,7 @@ if (tourOnly) {
   process.stdout.write(`  curl -i ${address}/expired/          # TLE, with x-faultline-flag (exposeFlag is on in this demo)\n`)
   process.stdout.write(`  curl -i ${address}/refused/          # UCF\n`)
   process.stdout.write(`  curl -i ${address}/ok/anything?q=1   # proxied, 200\n`)
-  process.stdout.write(`  faultline flags                      # the whole catalogue (node_modules/.bin/faultline)\n\n`)
+  process.stdout.write('  faultline flags                      # the whole catalogue (node_modules/.bin/faultline)\n\n')
   process.once('SIGINT', () => { shutdown(0) })
   process.once('SIGTERM', () => { shutdown(0) })
 }

@@ -34,13 +34,13 @@ export class FaultlineRecord {
   user_agent: string | undefined = undefined
   consumer: string | undefined = undefined
 
-  // Internal state, under symbols so that no log line ever carries it.
-  ;[kStart] = 0
-  ;[kDone] = false
-  ;[kExposeFlag] = false
-  ;[kRouteConfig]: Record<string | symbol, unknown> | undefined = undefined
+    // Internal state, under symbols so that no log line ever carries it.
+    ;[kStart] = 0
+    ;[kDone] = false
+    ;[kExposeFlag] = false
+    ;[kRouteConfig]: Record<string | symbol, unknown> | undefined = undefined
   /** Status the classification asks for (the flag's, or the one a plugin gave). */
-  ;[kStatusCode]: number | undefined = undefined
+    ;[kStatusCode]: number | undefined = undefined
 
   constructor (requestId: string, method: string, path: string) {
     this.request_id = requestId

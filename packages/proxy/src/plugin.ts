@@ -38,9 +38,6 @@ type ProxiedRecord = FaultlineRecord & { [kUpstreamStart]?: number, [kFailed]?: 
 type HeadersWithReply = IncomingHttpHeaders & { [kReply]?: FastifyReply }
 type StreamWithReply = Readable & { [kReply]?: FastifyReply }
 
-/** Upstream flags that count against a target's health (URS is the upstream's answer, not a transport failure). */
-const PASSIVE_HEALTH_CATEGORY = 'upstream'
-
 function upstreamElapsed (record: ProxiedRecord): number | undefined {
   const start = record[kUpstreamStart]
   return start === undefined ? undefined : roundMs(performance.now() - start)
