@@ -21,6 +21,8 @@ declare module 'fastify' {
 const kRouteSettings = Symbol('faultline.accessLog.route')
 /** Always written, whatever the allow-list says. */
 const ALWAYS = ['request_id']
+/** pino's own fields: always written; accepted in an allow-list (as in a copied template) and ignored. */
+const PINO_FIELDS = new Set(['time', 'level', 'msg'])
 
 interface RouteSettings {
   enabled: boolean
@@ -32,7 +34,7 @@ function compileFields (fields: unknown, where: string): readonly string[] | und
   if (fields === undefined) return undefined
   if (!Array.isArray(fields)) throw new TypeError(`@faultline/access-log: ${where} must be an array of field names`)
   for (const f of fields) {
-    if (typeof f !== 'string' || !recordFields.includes(f)) {
+    if (typeof f !== 'string' || (!recordFields.includes(f) && !PINO_FIELDS.has(f))) {
       throw new TypeError(`@faultline/access-log: ${where} has an unknown field ${JSON.stringify(f)} (known: ${recordFields.join(', ')})`)
     }
   }
@@ -56,8 +58,10 @@ function openDestination (destination: AccessLogOptions['destination'], sync: bo
 type SonicBoomLike = DestinationStream & { flushSync?: () => void, reopen?: () => void, end?: () => void, fd?: number }
 
 async function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogOptions): Promise<void> {
-  if (options.enabled !== undefined && typeof options.enabled !== 'boolean') {
-    throw new TypeError(`@faultline/access-log: option "enabled" must be a boolean, got ${JSON.stringify(options.enabled)}`)
+  for (const name of ['enabled', 'sync'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'boolean') {
+      throw new TypeError(`@faultline/access-log: option "${name}" must be a boolean, got ${JSON.stringify(options[name])}`)
+    }
   }
   const defaults: RouteSettings = Object.freeze({
     enabled: options.enabled ?? true,
@@ -114,10 +118,14 @@ async function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogO
   fastify.decorate('accessLog', { logger, flush })
   if (file) process.on('SIGHUP', reopen)
 
-  fastify.addHook('onClose', (_instance, next) => {
-    if (file) process.off('SIGHUP', reopen)
+  fastify.addHook('onClose', async () => {
+    // Connections cut by the close emit their records a moment after the server closed.
+    await fastify.faultline.settled()
     flush()
-    next()
+    if (file) {
+      process.off('SIGHUP', reopen)
+      dest.end?.()
+    }
   })
 }
 

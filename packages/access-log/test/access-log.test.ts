@@ -71,6 +71,15 @@ t.test('the fields allow-list keeps time, level, msg and request_id', async (t) 
   t.same(Object.keys(line).sort(), ['level', 'msg', 'request_id', 'status', 'time'])
 })
 
+t.test("pino's own fields may be listed (as in a copied template) and are always written", async (t) => {
+  const { app, log } = await build(t, { fields: ['time', 'level', 'msg', 'status'] }, (app) => {
+    app.get('/', async () => 'ok')
+  })
+  await app.inject('/')
+  const [line] = await log.waitFor(1)
+  t.same(Object.keys(line).sort(), ['level', 'msg', 'request_id', 'status', 'time'])
+})
+
 t.test('routes switch logging off, or choose their own fields', async (t) => {
   const { app, log } = await build(t, {}, (app) => {
     app.get('/health', { config: { accessLog: false } }, async () => 'ok')
@@ -103,6 +112,7 @@ t.test('disabled globally, a route can switch it back on', async (t) => {
 t.test('bad options fail at registration with the option and the value', async (t) => {
   await t.rejects(build(t, { fields: ['status', 'password'] }), /unknown field "password"/)
   await t.rejects(build(t, { enabled: 'yes' as unknown as boolean }), /option "enabled" must be a boolean, got "yes"/)
+  await t.rejects(build(t, { sync: 1 as unknown as boolean }), /option "sync" must be a boolean, got 1/)
   await t.rejects(build(t, {}, (app) => { app.get('/', { config: { accessLog: 'on' as unknown as boolean } }, async () => 'ok') }), /config.accessLog must be a boolean or \{ fields \}/)
   t.ok(recordFields.includes('consumer'))
 })

@@ -151,6 +151,8 @@ export function classifyTransportError (err: unknown): TransportClassification |
   if (code === undefined) {
     // undici's HTTP parser errors carry no code.
     if (e.name === 'HTTPParserError') return { flag: 'UPE', details: 'upstream_protocol_error' }
+    // The gateway aborted its upstream request (AbortSignal) because the client went away.
+    if (e.name === 'AbortError') return { flag: 'CDC', details: 'client_disconnected' }
     if (e.name === 'HeadersOverflowError') return { flag: 'UPE', details: 'upstream_headers_too_large' }
     return undefined
   }
@@ -194,6 +196,11 @@ export function classifyTransportError (err: unknown): TransportClassification |
   if ((code === 'EACCES' || code === 'EINVAL' || code === 'EPERM') && syscall === 'connect') {
     // Routes of type prohibit/blackhole, or a firewall rejecting locally.
     return { flag: 'NRH', details: 'host_unreachable' }
+  }
+
+  if (code === 'UND_ERR_DESTROYED' || code === 'UND_ERR_CLOSED') {
+    // The gateway closed its upstream connections: it is shutting down.
+    return { flag: 'SHD', details: 'gateway_shutting_down' }
   }
 
   if (code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {

@@ -19,7 +19,7 @@ import { classifyError, type ErrorClassification } from './classify-error.js'
 import { buildErrorBody } from './error-reply.js'
 import { FaultlineError } from './faultline-error.js'
 import { flags, isFlag } from './flags.js'
-import { kDone, kExposeFlag, kReply, kRouteConfig, kStart, kStatusCode } from './internal.js'
+import { kDone, kExposeFlag, kReply, kRouteConfig, kStart, kStatusCode, kUpstreamStart } from './internal.js'
 import { FaultlineRecord, roundMs } from './record.js'
 import { resolveRequestId } from './request-id.js'
 import { classifyParserError } from './classify-parser-error.js'
@@ -49,6 +49,11 @@ export interface FaultlineCoreOptions {
 export interface FaultlineCore {
   /** Adds a sink for finished records. */
   addSink: (sink: RecordSink) => void
+  /**
+   * Resolves once every request started so far has emitted its record (or after `timeoutMs`).
+   * Sinks that buffer (the access log) wait for it on close, so that no line is lost at shutdown.
+   */
+  settled: (timeoutMs?: number) => Promise<void>
   /** The settings the core was registered with. */
   readonly settings: Readonly<Required<FaultlineCoreOptions>>
 }
@@ -161,6 +166,9 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
   const settings = buildSettings(options)
   const sinks: RecordSink[] = []
   const idHeader = settings.requestIdHeader
+  let inFlight = 0
+  let draining = false
+  let onSettled: (() => void) | undefined
 
   function emit (record: FaultlineRecord, reply: FastifyReply | null): void {
     for (let i = 0; i < sinks.length; i++) {
@@ -182,8 +190,9 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
       record.status = res.statusCode
       if (record.response_flag === undefined && res.statusCode >= 400) classifyUnflaggedStatus(record, res.statusCode)
     } else if (record.response_flag === undefined) {
-      applyClassification(record, { flag: 'CDC' })
-      record.status = 499
+      // Cut before the end: the client left, or the gateway's drain ran out of time and closed it.
+      applyClassification(record, draining ? { flag: 'SHD' } : { flag: 'CDC' })
+      record.status = draining ? 503 : 499
     } else if (res.headersSent) {
       // Cut after the status went out (upstream reset or timeout mid-body): keep the flag.
       record.status = res.statusCode
@@ -191,11 +200,31 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
     } else {
       record.status = record.response_flag === 'CDC' ? 499 : (record[kStatusCode] ?? 499)
     }
+    const upstreamStart = record[kUpstreamStart]
+    if (record.upstream_latency === undefined && upstreamStart !== undefined) {
+      // Still waiting on the upstream when the response ended (client gone): it waited until now.
+      record.upstream_latency = roundMs(performance.now() - upstreamStart)
+    }
     record.latency_total = roundMs(total)
     record.gateway_latency = record.upstream_latency === undefined
       ? record.latency_total
       : roundMs(Math.max(0, total - record.upstream_latency))
     emit(record, reply)
+    inFlight--
+    if (inFlight === 0 && onSettled !== undefined) onSettled()
+  }
+
+  async function settled (timeoutMs = 2000): Promise<void> {
+    if (inFlight === 0) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeoutMs)
+      function done (): void {
+        clearTimeout(timer)
+        onSettled = undefined
+        resolve()
+      }
+      onSettled = done
+    })
   }
 
   // A finished response completes in onResponse ('finish'); one that was aborted or cut never
@@ -229,6 +258,7 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
     record[kExposeFlag] = config.exposeFlag ?? settings.exposeFlag
     record[kRouteConfig] = config
     reply.faultline = record
+    inFlight++
     reply.header(idHeader, id)
     const res = reply.raw as ResponseWithReply
     res[kReply] = reply
@@ -293,10 +323,15 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
       if (typeof sink !== 'function') throw new TypeError('faultline.addSink: sink must be a function')
       sinks.push(sink)
     },
+    settled,
     settings
   } satisfies FaultlineCore)
 
   fastify.addHook('onRequest', onRequest)
+  fastify.addHook('preClose', (next) => {
+    draining = true
+    next()
+  })
   fastify.addHook('onResponse', onResponse)
   fastify.addHook('onError', onError)
   if (settings.errorHandler) fastify.setErrorHandler(errorHandler)

@@ -1,4 +1,4 @@
-import { kDone, kExposeFlag, kRouteConfig, kStart, kStatusCode } from './internal.js'
+import { kDone, kExposeFlag, kRouteConfig, kStart, kStatusCode, kUpstreamStart } from './internal.js'
 
 /**
  * The per-request record: the fields of one access-log line (CONTRACT.md section 2),
@@ -34,18 +34,26 @@ export class FaultlineRecord {
   user_agent: string | undefined = undefined
   consumer: string | undefined = undefined
 
-    // Internal state, under symbols so that no log line ever carries it.
-    ;[kStart] = 0
-    ;[kDone] = false
-    ;[kExposeFlag] = false
-    ;[kRouteConfig]: Record<string | symbol, unknown> | undefined = undefined
+  // Internal state, under symbols so that no log line ever carries it (set in the constructor).
+  declare [kStart]: number
+  declare [kDone]: boolean
+  declare [kExposeFlag]: boolean
+  declare [kRouteConfig]: Record<string | symbol, unknown> | undefined
   /** Status the classification asks for (the flag's, or the one a plugin gave). */
-    ;[kStatusCode]: number | undefined = undefined
+  declare [kStatusCode]: number | undefined
+  /** performance.now() when the upstream was first dialled; lets an aborted line still say how long it waited. */
+  declare [kUpstreamStart]: number | undefined
 
   constructor (requestId: string, method: string, path: string) {
     this.request_id = requestId
     this.method = method
     this.path = path
+    this[kStart] = 0
+    this[kDone] = false
+    this[kExposeFlag] = false
+    this[kRouteConfig] = undefined
+    this[kStatusCode] = undefined
+    this[kUpstreamStart] = undefined
   }
 }
 

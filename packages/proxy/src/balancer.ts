@@ -82,9 +82,9 @@ export class Balancer {
       return
     }
     if (target.failures < this.unhealthyThreshold) return
-    // Never eject the last healthy target on passive evidence alone: with active checks the probes
-    // decide; without them, trying it beats answering NHU for a target that may be back.
-    if (!this.active && !this.targets.some((t) => t !== target && t.healthy)) return
+    // Never eject the last healthy target on passive evidence alone: trying it beats answering NHU
+    // for a target that may be back. Only the active checks may declare every target down.
+    if (!this.targets.some((t) => t !== target && t.healthy)) return
     target.healthy = false
     target.retryAt = this.active ? 0 : Date.now() + PASSIVE_EJECTION_MS
     this.onChange(target, false, reason)

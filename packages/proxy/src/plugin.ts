@@ -3,7 +3,7 @@
  * @fastify/reply-from over our own undici Agent (TLS verified, timeouts enforced, no silent
  * retries), and classifies every upstream failure on the request's record.
  */
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
@@ -14,6 +14,7 @@ import {
   applyClassification,
   classifyTransportError,
   FaultlineError,
+  kUpstreamStart,
   roundMs,
   type FaultlineRecord
 } from '@faultline/core'
@@ -30,13 +31,23 @@ declare module 'fastify' {
   }
 }
 
-const kUpstreamStart = Symbol('faultline.proxy.upstreamStart')
 const kFailed = Symbol('faultline.proxy.failed')
+const kAbort = Symbol('faultline.proxy.abort')
 const kReply = Symbol('faultline.proxy.reply')
 
-type ProxiedRecord = FaultlineRecord & { [kUpstreamStart]?: number, [kFailed]?: boolean }
+type ProxiedRecord = FaultlineRecord & { [kFailed]?: boolean, [kAbort]?: AbortController }
 type HeadersWithReply = IncomingHttpHeaders & { [kReply]?: FastifyReply }
 type StreamWithReply = Readable & { [kReply]?: FastifyReply }
+type ResponseWithReply = ServerResponse & { [kReply]?: FastifyReply }
+
+/** The client went away before its response completed: stop waiting on the upstream for it. */
+function onClientClose (this: ResponseWithReply): void {
+  const reply = this[kReply]
+  this[kReply] = undefined
+  if (reply === undefined || this.writableFinished) return
+  const record = reply.faultline as ProxiedRecord | null
+  record?.[kAbort]?.abort()
+}
 
 function upstreamElapsed (record: ProxiedRecord): number | undefined {
   const start = record[kUpstreamStart]
@@ -47,6 +58,7 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
   const settings: ProxySettings = validateProxyOptions(options)
   const { upstream } = settings
   const log = fastify.log
+  const requestIdHeader = fastify.faultline.settings.requestIdHeader
 
   const agent = new Agent({
     connect: buildVerifyingConnector({ tls: upstream.tls, connectTimeout: upstream.connectTimeout, lookup: upstream.lookup }),
@@ -64,8 +76,11 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
       const reply = headers[kReply]
       if (reply !== undefined) {
         delete headers[kReply]
-        const record = reply.faultline
-        if (record !== null) record.upstream_attempts = (record.upstream_attempts ?? 0) + 1
+        const record = reply.faultline as ProxiedRecord | null
+        if (record !== null) {
+          record.upstream_attempts = (record.upstream_attempts ?? 0) + 1
+          opts.signal = record[kAbort]?.signal
+        }
       }
       agent.request(opts, callback)
     }
@@ -78,7 +93,7 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
       const record = reply.faultline as ProxiedRecord | null
       if (record !== null) {
         record[kUpstreamStart] = performance.now()
-        out['x-request-id'] = record.request_id
+        out[requestIdHeader] = record.request_id
       }
       out[kReply] = reply
     }
@@ -204,8 +219,14 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
     const target = balancer.pick()
     if (target === undefined) throw new FaultlineError('NHU', { target: balancer.describe() })
     request.faultlineUpstream = target
-    const record = reply.faultline
-    if (record !== null) record.upstream_addr = target.address
+    const record = reply.faultline as ProxiedRecord | null
+    if (record !== null) {
+      record.upstream_addr = target.address
+      record[kAbort] = new AbortController()
+      const res = reply.raw as ResponseWithReply
+      res[kReply] = reply
+      res.once('close', onClientClose)
+    }
     ;(request as FastifyRequest & { [kReply]?: FastifyReply })[kReply] = reply
     try {
       reply.from(target.basePath + upstreamPath(request), fromOptions)
@@ -247,7 +268,8 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
   })
   fastify.addHook('onClose', (_instance, next) => {
     balancer.stop()
-    agent.close().then(() => next(), () => next())
+    // Clients are gone by now (the server closed first): nothing left is worth waiting for.
+    agent.destroy().then(() => next(), () => next())
   })
 }
 

@@ -3,6 +3,7 @@
  * passive marking, active health checks and NHU; plus request rewriting and uploads.
  */
 import http from 'node:http'
+import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { startGateway, type TestApi, type TestGateway } from '../../../test/helpers/gateway.js'
@@ -238,3 +239,30 @@ t.test('bad proxy options fail at registration, naming the option and the value'
   await t.rejects(startGateway([{ name: 'x', prefix: '/x', upstream: { targets: ['http://127.0.0.1:1'], retries: -1 } }]), /upstream.retries" must be an integer >= 0, got -1/)
   await t.rejects(startGateway([{ name: 'x', prefix: '/x', methods: ['BREW' as 'GET'], upstream: { targets: ['http://127.0.0.1:1'] } }]), /methods\[0\]" must be one of/)
 })
+
+for (const method of ['GET', 'POST']) {
+  t.test(`a ${method} client that leaves while the upstream works is CDC 499, and the upstream request is cancelled`, async (t) => {
+    const seen = { cancelled: false }
+    const a = await upstream(t, 'a', (req, res) => {
+      req.resume()
+      res.on('close', () => { seen.cancelled = !res.writableFinished })
+      return true // never answers
+    })
+    const gw = await gateway(t, [{ name: 'leave', prefix: '/leave', upstream: { targets: [a.url] } }])
+    const { port } = new URL(gw.url)
+    const socket = net.connect(Number(port), '127.0.0.1')
+    const body = method === 'POST' ? '{"a":1}' : ''
+    socket.write(`${method} /leave/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+    while (a.hits === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    socket.destroy()
+    const line = await gw.log.next()
+    t.match(line, { status: 499, response_flag: 'CDC', response_code_details: 'client_disconnected', error_source: 'Client', upstream_addr: a.address, upstream_attempts: 1 })
+    t.ok((line.upstream_latency as number) >= 90, `upstream_latency says how long it waited (${String(line.upstream_latency)} ms)`)
+    for (let i = 0; i < 100 && !seen.cancelled; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    t.ok(seen.cancelled, 'the upstream saw its request cancelled')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.equal(gw.log.lines.length, 1, 'one line for the request, nothing after')
+    t.notOk(gw.appLog.some((l) => l.msg === 'faultline: unexpected error'), 'the cancellation is not an error')
+  })
+}

@@ -1,0 +1,122 @@
+/**
+ * Composes a gateway from a config: Fastify with the server settings, the core, the access log,
+ * and one proxy per API under its prefix.
+ */
+import type { Server as HttpsServer } from 'node:https'
+import Fastify, { LogController, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import pino, { type DestinationStream } from 'pino'
+import faultlineCore, { FaultlineError } from '@faultline/core'
+import faultlineAccessLog, { type AccessLogOptions } from '@faultline/access-log'
+import faultlineProxy, { type FaultlineProxyOptions } from '@faultline/proxy'
+import {
+  accessLogDefaults,
+  serverDefaults,
+  type AccessLogConfig,
+  type ApiConfig,
+  type GatewayConfigInput,
+  type ServerConfig
+} from './config/schema.js'
+
+export interface BuildGatewayOptions {
+  /** Where access lines go instead of `accessLog.destination` (tests, embedding). */
+  accessLogDestination?: DestinationStream
+  /**
+   * The gateway's own log (errors of the gateway itself, never access lines). Default: level
+   * `error` to stderr. `true`: level `info`. An object: pino options (`stream` defaults to stderr).
+   * `false`: off.
+   */
+  logger?: boolean | Record<string, unknown>
+}
+
+/** `{ ...defaults, ...given }`, except that a key given as `undefined` keeps its default. */
+function withDefaults<T extends object> (defaults: Readonly<T>, given: Partial<T> | undefined): T {
+  const out = { ...defaults } as T
+  if (given !== undefined) {
+    for (const key of Object.keys(given) as Array<keyof T>) {
+      if (given[key] !== undefined) out[key] = given[key] as T[keyof T]
+    }
+  }
+  return out
+}
+
+export function resolveServerConfig (config: GatewayConfigInput): ServerConfig {
+  return withDefaults<ServerConfig>(serverDefaults, config.server)
+}
+
+function appLogger (logger: BuildGatewayOptions['logger']): FastifyServerOptions['logger'] {
+  if (logger === false) return false
+  // stdout carries access lines only: the gateway's own log goes to stderr.
+  const stream = pino.destination({ dest: 2, sync: true })
+  if (logger === undefined) return { level: 'error', stream } as FastifyServerOptions['logger']
+  if (logger === true) return { level: 'info', stream } as FastifyServerOptions['logger']
+  return { level: 'error', stream, ...logger } as FastifyServerOptions['logger']
+}
+
+function proxyOptions (api: ApiConfig): FaultlineProxyOptions & { prefix: string } {
+  const options: FaultlineProxyOptions & { prefix: string } = { prefix: api.prefix, name: api.name, upstream: api.upstream }
+  if (api.methods !== undefined) options.methods = api.methods
+  if (api.bodyLimit !== undefined) options.bodyLimit = api.bodyLimit
+  if (api.accessLog !== undefined) options.accessLog = api.accessLog
+  if (api.exposeFlag !== undefined) options.exposeFlag = api.exposeFlag
+  return options
+}
+
+/**
+ * Builds the gateway's Fastify instance, ready (a Fastify instance is a thenable, so the promise
+ * of one resolves once it has booted: plugin option errors reject here).
+ */
+export async function buildGateway (config: GatewayConfigInput, options: BuildGatewayOptions = {}): Promise<FastifyInstance> {
+  const server = resolveServerConfig(config)
+  const accessLog = withDefaults<AccessLogConfig>(accessLogDefaults, config.accessLog)
+
+  const fastifyOptions: FastifyServerOptions = {
+    logger: appLogger(options.logger),
+    // Fastify's own per-request lines are off: the access log is the one line per request.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: server.bodyLimit,
+    requestTimeout: server.requestTimeout,
+    // Fastify's own 503-while-closing skips every hook, so the request would never be logged:
+    // the gateway answers SHD itself (below) while it drains.
+    return503OnClosing: false
+  }
+  const tls = server.tls
+  const app = (tls === undefined
+    ? Fastify(fastifyOptions)
+    : Fastify({
+      ...fastifyOptions,
+      https: {
+        cert: tls.cert,
+        key: tls.key,
+        ca: tls.ca,
+        // Until mTLS APIs exist, a client without a certificate the CA vouches for fails the handshake.
+        requestCert: tls.requestCert ?? false,
+        rejectUnauthorized: tls.requestCert ?? false
+      }
+    } as FastifyHttpsOptions<HttpsServer>)) as unknown as FastifyInstance
+
+  await app.register(faultlineCore, { exposeFlag: server.exposeFlag, trustRequestId: server.trustRequestId })
+
+  const accessLogOptions: AccessLogOptions = {
+    enabled: accessLog.enabled,
+    destination: options.accessLogDestination ?? accessLog.destination
+  }
+  if (accessLog.fields !== undefined) accessLogOptions.fields = accessLog.fields
+  await app.register(faultlineAccessLog, accessLogOptions)
+
+  // Requests that arrive on an open connection once close() started get SHD and Connection: close.
+  let draining = false
+  app.addHook('preClose', (done) => {
+    draining = true
+    done()
+  })
+  app.addHook('onRequest', (_request, _reply, done) => {
+    if (draining) done(new FaultlineError('SHD', { headers: { connection: 'close' } }))
+    else done()
+  })
+
+  for (const api of config.apis) {
+    await app.register(faultlineProxy, proxyOptions(api))
+  }
+  await app.ready()
+  return app
+}

@@ -1,0 +1,271 @@
+/**
+ * The configuration file (CONTRACT.md section 4) as a JSON Schema (draft-07, checked with ajv 8),
+ * and the TypeScript types of what `loadConfig` returns.
+ *
+ * Every object is closed (`additionalProperties: false`) so a typo is an error, not a silently
+ * ignored key. Keys of the contract that this release cannot honour yet are declared with
+ * `x-unsupported` so they fail with "not supported in this version" rather than "unknown key".
+ * `x-error` gives the human message for a failed `pattern` or `format`.
+ */
+import { recordFields } from '@faultline/core'
+
+export const httpMethods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
+export type HttpMethod = typeof httpMethods[number]
+
+export const tlsVersions = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const
+export type TlsVersion = typeof tlsVersions[number]
+
+export interface ServerTlsConfig {
+  /** Certificate (PEM) the gateway serves. In the file: a path, relative to the file, or inline PEM. */
+  cert: string
+  /** Private key (PEM). In the file: a path or inline PEM. */
+  key: string
+  /** CA(s) (PEM) that client certificates must chain to. In the file: path(s) or inline PEM. */
+  ca?: string | string[]
+  /** Ask clients for a certificate; a client without a valid one fails the handshake. Default false. */
+  requestCert?: boolean
+}
+
+export interface ServerConfig {
+  /** Default `127.0.0.1`. */
+  host: string
+  /** Default 8080; 0 = any free port. */
+  port: number
+  /** Bytes. Default 1048576 (1 MiB). */
+  bodyLimit: number
+  /** ms the client has to send its whole request. Default 30000; 0 = no limit. */
+  requestTimeout: number
+  /** Honour an incoming `x-request-id`. Default true. */
+  trustRequestId: boolean
+  /** Add `x-faultline-flag` and `code` to gateway error replies. Default false. */
+  exposeFlag: boolean
+  tls?: ServerTlsConfig
+}
+
+export interface AccessLogConfig {
+  /** Default true. */
+  enabled: boolean
+  /** `stdout` (default), `stderr`, or a file path (relative to the config file). */
+  destination: string
+  /** Allow-list of access-log fields; `time`, `level`, `msg` and `request_id` are always written. */
+  fields?: string[]
+}
+
+export interface UpstreamTlsConfig {
+  /** CA(s) (PEM) trusted for this upstream instead of the system store. */
+  ca?: string | string[]
+  /** Client certificate and key (PEM), when the upstream requires mTLS. */
+  cert?: string
+  key?: string
+  servername?: string
+  /** Default true. */
+  rejectUnauthorized?: boolean
+  minVersion?: TlsVersion
+  maxVersion?: TlsVersion
+}
+
+export interface HealthCheckConfig {
+  path?: string
+  interval?: number
+  timeout?: number
+  unhealthyThreshold?: number
+  healthyThreshold?: number
+}
+
+export interface UpstreamConfig {
+  targets: string[]
+  connectTimeout?: number
+  responseTimeout?: number
+  retries?: number
+  tls?: UpstreamTlsConfig
+  healthCheck?: HealthCheckConfig
+}
+
+export interface ApiAccessLogConfig {
+  fields?: string[]
+}
+
+export interface ApiConfig {
+  name: string
+  prefix: string
+  methods?: HttpMethod[]
+  bodyLimit?: number
+  accessLog?: boolean | ApiAccessLogConfig
+  exposeFlag?: boolean
+  upstream: UpstreamConfig
+}
+
+/** A validated configuration, defaults applied, certificate files read into PEM strings. */
+export interface GatewayConfig {
+  server: ServerConfig
+  accessLog: AccessLogConfig
+  apis: ApiConfig[]
+}
+
+/** What `buildGateway` and `serve` accept: a `GatewayConfig` whose defaulted keys may be left out. */
+export interface GatewayConfigInput {
+  server?: Partial<ServerConfig>
+  accessLog?: Partial<AccessLogConfig>
+  apis: ApiConfig[]
+}
+
+/** The defaults the schema applies, for code that builds a gateway from a config it did not load. */
+export const serverDefaults: Readonly<Omit<ServerConfig, 'tls'>> = Object.freeze({
+  host: '127.0.0.1',
+  port: 8080,
+  bodyLimit: 1048576,
+  requestTimeout: 30000,
+  trustRequestId: true,
+  exposeFlag: false
+})
+
+export const accessLogDefaults: Readonly<Omit<AccessLogConfig, 'fields'>> = Object.freeze({
+  enabled: true,
+  destination: 'stdout'
+})
+
+/** Config keys whose values are secrets or PEM files: never echoed in an error. */
+export const secretKeys: ReadonlySet<string> = new Set(['key', 'cert', 'passphrase', 'password', 'secret', 'token', 'pfx', 'keyHash'])
+
+// A key of the contract that a later release adds (redis, metrics, auth, rateLimit, ...).
+const unsupported = { 'x-unsupported': true, not: {} } as const
+
+const positiveInteger = { type: 'integer', minimum: 1 } as const
+const nonEmptyString = { type: 'string', minLength: 1 } as const
+
+const pemSource = nonEmptyString
+const pemSources = { type: ['string', 'array'], minLength: 1, minItems: 1, items: nonEmptyString } as const
+
+const accessLogFields = {
+  type: 'array',
+  items: { type: 'string', enum: [...recordFields] },
+  uniqueItems: true
+} as const
+
+const serverSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    host: { ...nonEmptyString, default: serverDefaults.host },
+    port: { type: 'integer', minimum: 0, maximum: 65535, default: serverDefaults.port },
+    bodyLimit: { ...positiveInteger, default: serverDefaults.bodyLimit },
+    requestTimeout: { type: 'integer', minimum: 0, default: serverDefaults.requestTimeout },
+    trustRequestId: { type: 'boolean', default: serverDefaults.trustRequestId },
+    exposeFlag: { type: 'boolean', default: serverDefaults.exposeFlag },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cert', 'key'],
+      properties: {
+        cert: pemSource,
+        key: pemSource,
+        ca: pemSources,
+        requestCert: { type: 'boolean' }
+      }
+    }
+  }
+} as const
+
+const accessLogSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    enabled: { type: 'boolean', default: accessLogDefaults.enabled },
+    destination: { ...nonEmptyString, default: accessLogDefaults.destination },
+    fields: accessLogFields
+  }
+} as const
+
+const upstreamSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['targets'],
+  properties: {
+    targets: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', format: 'http-url', 'x-error': 'must be an http(s) URL' }
+    },
+    connectTimeout: positiveInteger,
+    responseTimeout: positiveInteger,
+    retries: { type: 'integer', minimum: 0, maximum: 5 },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      // A client certificate is useless without its key, and the other way round.
+      dependencies: { cert: ['key'], key: ['cert'] },
+      properties: {
+        ca: pemSources,
+        cert: pemSource,
+        key: pemSource,
+        servername: nonEmptyString,
+        rejectUnauthorized: { type: 'boolean' },
+        minVersion: { type: 'string', enum: [...tlsVersions] },
+        maxVersion: { type: 'string', enum: [...tlsVersions] }
+      }
+    },
+    healthCheck: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        path: { type: 'string', pattern: '^/', 'x-error': 'must start with "/"' },
+        interval: { type: 'integer', minimum: 100 },
+        timeout: positiveInteger,
+        unhealthyThreshold: positiveInteger,
+        healthyThreshold: positiveInteger
+      }
+    }
+  }
+} as const
+
+const apiSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'prefix', 'upstream'],
+  properties: {
+    name: nonEmptyString,
+    prefix: {
+      type: 'string',
+      // "/" alone, or segments without a trailing "/"; no route syntax (":param", "*") in a prefix.
+      pattern: '^(?:/|(?:/[^/\\s?#:*]+)+)$',
+      'x-error': 'must be a path that starts with "/" and does not end with "/" (except "/" itself), without spaces, "?", "#", ":" or "*"'
+    },
+    methods: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      items: { type: 'string', enum: [...httpMethods] }
+    },
+    bodyLimit: positiveInteger,
+    accessLog: {
+      type: ['boolean', 'object'],
+      additionalProperties: false,
+      properties: { fields: accessLogFields }
+    },
+    exposeFlag: { type: 'boolean' },
+    upstream: upstreamSchema,
+    auth: unsupported,
+    rateLimit: unsupported,
+    quota: unsupported,
+    circuitBreaker: unsupported,
+    failMode: unsupported
+  }
+} as const
+
+export const configSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://faultline.dev/schemas/gateway-config.json',
+  title: 'Faultline gateway configuration',
+  type: 'object',
+  additionalProperties: false,
+  required: ['apis'],
+  properties: {
+    server: serverSchema,
+    accessLog: accessLogSchema,
+    apis: { type: 'array', minItems: 1, items: apiSchema },
+    redis: unsupported,
+    metrics: unsupported
+  }
+} as const
