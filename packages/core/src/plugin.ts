@@ -23,6 +23,7 @@ import { kDone, kExposeFlag, kReply, kRouteConfig, kStart, kStatusCode, kUpstrea
 import { FaultlineRecord, roundMs } from './record.js'
 import { resolveRequestId } from './request-id.js'
 import { classifyParserError } from './classify-parser-error.js'
+import { kParserRequestId } from './client-error-handler.js'
 
 /** Receives each finished record once: the access log and metrics are sinks. */
 export type RecordSink = (record: FaultlineRecord, reply: FastifyReply | null) => void
@@ -306,7 +307,9 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
       applyClassification(reply.faultline, { flag: parsed.flag, details: parsed.details, statusCode: parsed.status })
       return
     }
-    const record = new FaultlineRecord(resolveRequestId(undefined, false), parsed.method ?? '-', parsed.path ?? '-')
+    // The same id the client received, when the app uses the core's clientErrorHandler.
+    const id = (socket as Socket & { [kParserRequestId]?: string })[kParserRequestId] ?? resolveRequestId(undefined, false)
+    const record = new FaultlineRecord(id, parsed.method ?? '-', parsed.path ?? '-')
     record.route = '-'
     record.client_ip = socket.remoteAddress
     applyClassification(record, { flag: parsed.flag, details: parsed.details })

@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import core, { FaultlineError, reportFailure, type FaultlineCoreOptions, type FaultlineRecord } from '@faultline/core'
+import core, { clientErrorHandler, FaultlineError, reportFailure, type FaultlineCoreOptions, type FaultlineRecord } from '@faultline/core'
 
 interface Harness {
   app: FastifyInstance
@@ -237,4 +237,28 @@ t.test('HTTP-parser errors never reach a hook but are classified and emitted', a
     t.match(records[before].request_id, /^[0-9a-f-]{36}$/)
   }
   t.equal(records[0].path, '/a', 'the request line is kept when readable')
+})
+
+t.test("with the core's clientErrorHandler, parser errors get the contract body and the logged request id", async (t) => {
+  const records: FaultlineRecord[] = []
+  const app = Fastify({ clientErrorHandler })
+  await app.register(core)
+  app.faultline.addSink((record) => { records.push(record) })
+  app.post('/', async () => 'ok')
+  t.teardown(() => app.close())
+  const port = await listen(t, app)
+  const answer = await rawExchange(port, 'POST /pay HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')
+  for (let i = 0; i < 50 && records.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  const [head, body] = answer.split('\r\n\r\n')
+  t.match(head, /^HTTP\/1.1 400 Bad Request\r\n/)
+  t.match(head, /\r\nConnection: close/i)
+  const parsed = JSON.parse(body)
+  t.same(Object.keys(parsed).sort(), ['error', 'message', 'request_id', 'statusCode'])
+  t.equal(parsed.message, 'The request is malformed')
+  t.equal(parsed.request_id, records[0].request_id, 'the client can quote the id of the logged line')
+  t.match(head, new RegExp(`x-request-id: ${parsed.request_id}`))
+  t.match(records[0], { response_flag: 'IHD', response_code_details: 'content_length_with_transfer_encoding', status: 400, path: '/pay' })
+  const overflow = await rawExchange(port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`)
+  t.match(overflow, /^HTTP\/1.1 431 Request Header Fields Too Large\r\n/)
+  t.match(JSON.parse(overflow.split('\r\n\r\n')[1]), { statusCode: 431, message: 'Request header fields too large' })
 })

@@ -5,7 +5,7 @@
 import type { Server as HttpsServer } from 'node:https'
 import Fastify, { LogController, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import pino, { type DestinationStream } from 'pino'
-import faultlineCore, { FaultlineError } from '@faultline/core'
+import faultlineCore, { clientErrorHandler, FaultlineError } from '@faultline/core'
 import faultlineAccessLog, { type AccessLogOptions } from '@faultline/access-log'
 import faultlineProxy, { type FaultlineProxyOptions } from '@faultline/proxy'
 import {
@@ -77,7 +77,9 @@ export async function buildGateway (config: GatewayConfigInput, options: BuildGa
     requestTimeout: server.requestTimeout,
     // Fastify's own 503-while-closing skips every hook, so the request would never be logged:
     // the gateway answers SHD itself (below) while it drains.
-    return503OnClosing: false
+    return503OnClosing: false,
+    // What Node's HTTP parser rejects gets the contract's error body and a request id.
+    clientErrorHandler
   }
   const tls = server.tls
   const app = (tls === undefined
