@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { flagList } from '@faultline/core'
-import { main } from '../src/index.js'
+import { main } from '@faultline/gateway'
 
 const execFileAsync = promisify(execFile)
 const bin = fileURLToPath(new URL('../bin/faultline.js', import.meta.url))

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { createCa, createLeaf } from '@faultline/fault-lab'
-import { ConfigError, loadConfig, validateConfig } from '../src/index.js'
+import { ConfigError, loadConfig, validateConfig } from '@faultline/gateway'
 
 const minimalApi = { name: 'Payment API', prefix: '/api/v1/payments', upstream: { targets: ['http://127.0.0.1:9'] } }
 

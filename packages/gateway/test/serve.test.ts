@@ -2,14 +2,15 @@
 // upstreams on loopback; and `faultline serve` as a child process.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
-import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import { connect, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { createCa, createLeaf } from '@faultline/fault-lab'
-import { buildGateway, serve, type GatewayConfigInput } from '../src/index.js'
+import { buildGateway, serve, type GatewayConfigInput } from '@faultline/gateway'
+import { httpRequest, type HttpAnswer } from '../../../test/helpers/http-client.js'
 
 type Line = Record<string, unknown>
 
@@ -37,25 +38,10 @@ async function startUpstream (t: Test, delay = 0): Promise<Upstream> {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, paths }
 }
 
-interface Response {
-  status: number
-  headers: IncomingHttpHeaders
-  body: string
-}
+type Response = HttpAnswer
 
-function get (url: string, options: https.RequestOptions = {}): Promise<Response> {
-  const client = url.startsWith('https:') ? https : http
-  return new Promise((resolve, reject) => {
-    const req = client.request(url, { agent: false, ...options }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { body += chunk })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
+async function get (url: string, options: https.RequestOptions = {}): Promise<Response> {
+  return await httpRequest(url, options)
 }
 
 /** An access-log destination that keeps the parsed lines. */

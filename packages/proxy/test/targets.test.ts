@@ -7,6 +7,7 @@ import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { startGateway, type TestApi, type TestGateway } from '../../../test/helpers/gateway.js'
+import { httpRequest, type HttpAnswer } from '../../../test/helpers/http-client.js'
 
 interface Upstream {
   url: string
@@ -62,22 +63,11 @@ async function gateway (t: Test, apis: TestApi[]): Promise<TestGateway> {
   return gw
 }
 
-/** One request with node:http, which sends the path exactly as written (no URL normalisation). */
-async function send (url: string, path: string, init: { method?: string, body?: string, headers?: Record<string, string> }): Promise<{ status: number, body: string, headers: http.IncomingHttpHeaders }> {
-  return await new Promise((resolve, reject) => {
-    const { hostname, port } = new URL(url)
-    const req = http.request({ hostname, port, path, method: init.method ?? 'GET', headers: init.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(init.body)
-  })
+async function send (url: string, path: string, init: { method?: string, body?: string, headers?: Record<string, string> }): Promise<HttpAnswer> {
+  return await httpRequest(url, { path, method: init.method ?? 'GET', headers: init.headers, body: init.body })
 }
 
-async function get (gw: TestGateway, path: string, init: { method?: string, body?: string, headers?: Record<string, string> } = {}): Promise<{ status: number, body: string, headers: http.IncomingHttpHeaders, line: Record<string, unknown> }> {
+async function get (gw: TestGateway, path: string, init: { method?: string, body?: string, headers?: Record<string, string> } = {}): Promise<HttpAnswer & { line: Record<string, unknown> }> {
   const before = gw.log.lines.length
   const res = await send(gw.url, path, init)
   const lines = await gw.log.waitFor(before + 1)
