@@ -1,0 +1,159 @@
+/**
+ * API keys: read from a header (or a query parameter), hashed with sha256 and found in a map of
+ * hashes (no scan: a million keys cost what ten do), confirmed with a timing-safe comparison.
+ * The key never reaches a log: the record only ever gets the key's `id` as `consumer`.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { FaultlineError } from '@faultline/core'
+import type { ApiKeyAuthOptions, ApiKeyEntry, Authenticator } from './options.js'
+
+const SOURCE = 'ApiKeyAuth'
+/** Printable ASCII without spaces, bounded: anything else is a malformed credential (IHD). */
+const WELL_FORMED_KEY = /^[\x21-\x7e]{1,512}$/
+const SHA256_HEX = /^[0-9a-f]{64}$/
+
+interface KnownKey {
+  id: string
+  hash: Buffer
+  expiresAt: number | undefined
+  apis: ReadonlySet<string> | undefined
+  revoked: boolean
+}
+
+export function hashApiKey (key: string): string {
+  return createHash('sha256').update(key).digest('hex')
+}
+
+function fail (option: string, expected: string, value: unknown): never {
+  throw new TypeError(`@faultline/auth: option "${option}" must be ${expected}, got ${JSON.stringify(value)}`)
+}
+
+function compileEntry (entry: ApiKeyEntry, where: string): KnownKey {
+  if (typeof entry !== 'object' || entry === null) fail(where, 'an object', entry)
+  if (typeof entry.id !== 'string' || entry.id.length === 0) fail(`${where}.id`, 'a non-empty string', entry.id)
+  let hash: string
+  if (entry.key !== undefined) {
+    if (typeof entry.key !== 'string' || !WELL_FORMED_KEY.test(entry.key)) {
+      // Never echo a key, even a bad one.
+      throw new TypeError(`@faultline/auth: option "${where}.key" must be 1 to 512 printable characters without spaces`)
+    }
+    hash = hashApiKey(entry.key)
+  } else if (entry.keyHash !== undefined) {
+    if (typeof entry.keyHash !== 'string' || !SHA256_HEX.test(entry.keyHash.toLowerCase())) fail(`${where}.keyHash`, 'a sha256 digest in hex (64 characters)', entry.keyHash)
+    hash = entry.keyHash.toLowerCase()
+  } else {
+    throw new TypeError(`@faultline/auth: option "${where}" needs "key" or "keyHash"`)
+  }
+  let expiresAt: number | undefined
+  if (entry.expiresAt !== undefined) {
+    expiresAt = entry.expiresAt instanceof Date ? entry.expiresAt.getTime() : Date.parse(entry.expiresAt)
+    if (Number.isNaN(expiresAt)) fail(`${where}.expiresAt`, 'an ISO 8601 date', entry.expiresAt)
+  }
+  if (entry.apis !== undefined && (!Array.isArray(entry.apis) || entry.apis.some((a) => typeof a !== 'string'))) {
+    fail(`${where}.apis`, 'an array of API names', entry.apis)
+  }
+  return {
+    id: entry.id,
+    hash: Buffer.from(hash, 'hex'),
+    expiresAt,
+    apis: entry.apis === undefined ? undefined : new Set(entry.apis),
+    revoked: entry.revoked === true
+  }
+}
+
+/** A bounded cache of lookup answers (negative ones too, so a flood of bad keys stays cheap). */
+class LookupCache {
+  private readonly entries = new Map<string, { value: KnownKey | null, expires: number }>()
+  constructor (private readonly max: number, private readonly ttl: number) {}
+
+  get (hash: string, now: number): KnownKey | null | undefined {
+    const hit = this.entries.get(hash)
+    if (hit === undefined) return undefined
+    if (hit.expires <= now) {
+      this.entries.delete(hash)
+      return undefined
+    }
+    return hit.value
+  }
+
+  set (hash: string, value: KnownKey | null, now: number): void {
+    if (this.entries.size >= this.max) {
+      // Maps iterate in insertion order: the first key is the oldest.
+      const oldest = this.entries.keys().next()
+      if (oldest.done !== true) this.entries.delete(oldest.value)
+    }
+    this.entries.set(hash, { value, expires: now + this.ttl })
+  }
+}
+
+export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenticator {
+  const header = (options.header ?? 'x-api-key').toLowerCase()
+  if (!/^[a-z0-9-]+$/.test(header)) fail('header', 'a header name', options.header)
+  const queryParam = options.queryParam
+  if (queryParam !== undefined && (typeof queryParam !== 'string' || queryParam.length === 0)) fail('queryParam', 'a non-empty string', queryParam)
+  if (options.keys !== undefined && !Array.isArray(options.keys)) fail('keys', 'an array', typeof options.keys)
+  const lookup = options.lookup
+  if (lookup !== undefined && typeof lookup !== 'function') fail('lookup', 'a function', typeof lookup)
+  if ((options.keys === undefined || options.keys.length === 0) && lookup === undefined) {
+    throw new TypeError('@faultline/auth: apiKey auth needs "keys" or a "lookup" function')
+  }
+  const byHash = new Map<string, KnownKey>()
+  options.keys?.forEach((entry, i) => {
+    const known = compileEntry(entry, `keys[${i}]`)
+    byHash.set(known.hash.toString('hex'), known)
+  })
+  const cache = new LookupCache(options.cache?.max ?? 10_000, options.cache?.ttl ?? 60_000)
+
+  async function find (hash: string): Promise<KnownKey | null> {
+    const known = byHash.get(hash)
+    if (known !== undefined) return known
+    if (lookup === undefined) return null
+    const now = Date.now()
+    const cached = cache.get(hash, now)
+    if (cached !== undefined) return cached
+    const entry = await lookup(hash)
+    const value = entry === null || entry === undefined ? null : compileEntry(entry, 'lookup() result')
+    cache.set(hash, value, now)
+    return value
+  }
+
+  /** Takes the key out of the query string (it must reach neither the upstream nor a log). */
+  function takeFromQuery (request: FastifyRequest): string | undefined {
+    if (queryParam === undefined) return undefined
+    const url = request.raw.url ?? '/'
+    const q = url.indexOf('?')
+    if (q === -1) return undefined
+    const params = new URLSearchParams(url.slice(q + 1))
+    const values = params.getAll(queryParam)
+    if (values.length === 0) return undefined
+    params.delete(queryParam)
+    const rest = params.toString()
+    request.raw.url = url.slice(0, q) + (rest === '' ? '' : '?' + rest)
+    return values.length === 1 ? values[0] : values.join(', ')
+  }
+
+  async function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const record = reply.faultline
+    const raw = request.headers[header]
+    // The key goes no further than the gateway.
+    if (raw !== undefined) delete request.headers[header]
+    const fromQuery = takeFromQuery(request)
+    const key = raw ?? fromQuery
+    if (key === undefined) throw new FaultlineError('AMF', { source: SOURCE })
+    if (typeof key !== 'string' || !WELL_FORMED_KEY.test(key)) throw new FaultlineError('IHD', { source: SOURCE })
+
+    const presented = createHash('sha256').update(key).digest()
+    const known = await find(presented.toString('hex'))
+    if (known === null || known.revoked || !timingSafeEqual(presented, known.hash)) {
+      throw new FaultlineError('AKI', { source: SOURCE })
+    }
+    if (record !== null) record.consumer = known.id
+    if (known.expiresAt !== undefined && known.expiresAt <= Date.now()) throw new FaultlineError('AKE', { source: SOURCE })
+    if (known.apis !== undefined && (record?.api_name === undefined || !known.apis.has(record.api_name))) {
+      throw new FaultlineError('ACD', { source: SOURCE })
+    }
+  }
+
+  return { source: SOURCE, authenticate }
+}

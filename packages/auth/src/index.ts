@@ -1,0 +1,6 @@
+export { faultlineAuthPlugin as default, faultlineAuthPlugin } from './plugin.js'
+export type { AuthOptions, ApiKeyAuthOptions, ApiKeyEntry, JwtAuthOptions, ExternalAuthOptions, MtlsAuthOptions, Authenticator } from './options.js'
+export { createApiKeyAuthenticator, hashApiKey } from './api-key-auth.js'
+export { createJwtAuthenticator } from './jwt-auth.js'
+export { createExternalAuthenticator } from './external-auth.js'
+export { createMtlsAuthenticator, normalizeFingerprint } from './mtls-auth.js'

@@ -1,0 +1,186 @@
+import { createHash } from 'node:crypto'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import { createApiKeyAuthenticator, hashApiKey, type ApiKeyAuthOptions } from '@faultline/auth'
+import { startGateway, type TestGateway } from '../../../test/helpers/gateway.js'
+import { httpRequest, type HttpAnswer } from '../../../test/helpers/http-client.js'
+
+const KEY = 'sk_live_4f9a0c2b7e'
+const OTHER_KEY = 'sk_live_other_api_only'
+const OLD_KEY = 'sk_live_expired_one'
+
+interface Upstream { url: string, hits: number, headers: http.IncomingHttpHeaders[], urls: string[] }
+
+async function upstream (t: Test): Promise<Upstream> {
+  const state: Upstream = { url: '', hits: 0, headers: [], urls: [] }
+  const server = http.createServer((req, res) => {
+    state.hits++
+    state.headers.push(req.headers)
+    state.urls.push(req.url ?? '')
+    res.end('{"ok":true}')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  t.teardown(() => { server.close() })
+  return state
+}
+
+async function gateway (t: Test, up: Upstream, auth: Partial<ApiKeyAuthOptions> = {}): Promise<TestGateway> {
+  const gw = await startGateway([{
+    name: 'Payments',
+    prefix: '/pay',
+    upstream: { targets: [up.url] },
+    auth: {
+      type: 'apiKey',
+      keys: [
+        { id: 'acme', key: KEY },
+        { id: 'globex', keyHash: hashApiKey(OTHER_KEY), apis: ['Orders'] },
+        { id: 'initech', key: OLD_KEY, expiresAt: '2020-01-01T00:00:00Z' },
+        { id: 'umbrella', key: 'sk_revoked_key', revoked: true }
+      ],
+      ...auth
+    }
+  }])
+  t.teardown(() => gw.app.close())
+  return gw
+}
+
+async function call (gw: TestGateway, path: string, headers: Record<string, string> = {}): Promise<HttpAnswer & { line: Record<string, unknown> }> {
+  const before = gw.log.lines.length
+  const res = await httpRequest(gw.url, { path, headers })
+  const lines = await gw.log.waitFor(before + 1)
+  return { ...res, line: lines[before] }
+}
+
+function assertDenied (t: Test, res: HttpAnswer & { line: Record<string, unknown> }, up: Upstream, flag: string, status: number, details: string, category = 'auth'): void {
+  t.equal(res.status, status)
+  t.match(res.line, { status, response_flag: flag, response_code_details: details, error_source: 'ApiKeyAuth', error_category: category, api_name: 'Payments' })
+  t.equal(up.hits, 0, 'a denied request never reaches the upstream')
+  t.notMatch(JSON.stringify(res.line) + res.body, /sk_/, 'no key text in the line or the body')
+}
+
+t.test('a known key passes; consumer is its id; the key never reaches the upstream', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, up)
+  const res = await call(gw, '/pay/charges?limit=1', { 'x-api-key': KEY })
+  t.equal(res.status, 200)
+  t.match(res.line, { status: 200, consumer: 'acme', response_source: 'upstream' })
+  t.equal(res.line.response_flag, undefined)
+  t.equal(up.headers[0]['x-api-key'], undefined)
+  t.notMatch(JSON.stringify(gw.log.lines), /sk_live/)
+})
+
+t.test('no key is AMF 401', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, up)
+  const res = await call(gw, '/pay/')
+  assertDenied(t, res, up, 'AMF', 401, 'auth_field_missing')
+  t.equal(JSON.parse(res.body).message, 'Authorization field missing')
+})
+
+t.test('a malformed key is IHD 400 (category client)', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, up)
+  assertDenied(t, await call(gw, '/pay/', { 'x-api-key': 'has spaces in it' }), up, 'IHD', 400, 'invalid_header', 'client')
+  assertDenied(t, await call(gw, '/pay/', { 'x-api-key': 'x'.repeat(600) }), up, 'IHD', 400, 'invalid_header', 'client')
+})
+
+t.test('an unknown or revoked key is AKI 401, with no consumer', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, up)
+  const unknown = await call(gw, '/pay/', { 'x-api-key': 'sk_live_guess' })
+  assertDenied(t, unknown, up, 'AKI', 401, 'api_key_invalid')
+  t.equal(unknown.line.consumer, undefined)
+  assertDenied(t, await call(gw, '/pay/', { 'x-api-key': 'sk_revoked_key' }), up, 'AKI', 401, 'api_key_invalid')
+})
+
+t.test('an expired key is AKE 401 and names its consumer', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, up)
+  const res = await call(gw, '/pay/', { 'x-api-key': OLD_KEY })
+  assertDenied(t, res, up, 'AKE', 401, 'api_key_expired')
+  t.equal(res.line.consumer, 'initech')
+})
+
+t.test("a key whose apis list lacks this API is ACD 403 (stored as a hash)", async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, up)
+  const res = await call(gw, '/pay/', { 'x-api-key': OTHER_KEY })
+  assertDenied(t, res, up, 'ACD', 403, 'access_denied')
+  t.equal(res.line.consumer, 'globex')
+})
+
+t.test('a key in the query parameter works and is removed before proxying and logging', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, up, { queryParam: 'api_key' })
+  const res = await call(gw, `/pay/charges?limit=2&api_key=${KEY}&sort=asc`)
+  t.equal(res.status, 200)
+  t.equal(up.urls[0], '/charges?limit=2&sort=asc')
+  t.equal(res.line.path, '/pay/charges')
+  t.notMatch(JSON.stringify(gw.log.lines), /sk_live/)
+})
+
+t.test('a lookup function finds keys by hash and its answers are cached', async (t) => {
+  const up = await upstream(t)
+  const asked: string[] = []
+  const gw = await gateway(t, up, {
+    keys: undefined,
+    lookup: async (keyHash) => {
+      asked.push(keyHash)
+      return keyHash === hashApiKey('sk_db_key_1') ? { id: 'from-db', keyHash } : null
+    }
+  })
+  t.equal((await call(gw, '/pay/', { 'x-api-key': 'sk_db_key_1' })).status, 200)
+  t.equal((await call(gw, '/pay/', { 'x-api-key': 'sk_db_key_1' })).status, 200)
+  t.equal((await call(gw, '/pay/', { 'x-api-key': 'sk_db_nope' })).line.response_flag, 'AKI')
+  t.equal((await call(gw, '/pay/', { 'x-api-key': 'sk_db_nope' })).line.response_flag, 'AKI')
+  t.same(asked, [hashApiKey('sk_db_key_1'), hashApiKey('sk_db_nope')], 'one lookup per key, hits and misses cached')
+  t.notOk(asked.includes('sk_db_key_1'), 'the lookup never sees the key itself')
+  t.equal(gw.log.lines[0].consumer, 'from-db')
+})
+
+t.test('keys are compared with a timing-safe comparison on their sha256', async (t) => {
+  const crypto = await import('node:crypto')
+  const compared: Array<[string, string]> = []
+  const { createApiKeyAuthenticator: mocked } = await t.mockImport<typeof import('@faultline/auth')>('@faultline/auth', {
+    'node:crypto': {
+      ...crypto,
+      timingSafeEqual: (a: Buffer, b: Buffer) => {
+        compared.push([a.toString('hex'), b.toString('hex')])
+        return crypto.timingSafeEqual(a, b)
+      }
+    }
+  })
+  const auth = mocked({ type: 'apiKey', keys: [{ id: 'acme', key: KEY }] })
+  const reply = { faultline: { consumer: undefined as string | undefined, api_name: 'Payments' } }
+  await auth.authenticate({ headers: { 'x-api-key': KEY }, raw: { url: '/' } } as never, reply as never)
+  t.equal(reply.faultline.consumer, 'acme')
+  t.same(compared, [[hashApiKey(KEY), hashApiKey(KEY)]], 'the digests, never the keys, are compared with timingSafeEqual')
+})
+
+t.test('a million keys: a lookup stays a map access', async (t) => {
+  const keys = []
+  for (let i = 0; i < 1_000_000; i++) keys.push({ id: `c${i}`, keyHash: createHash('sha256').update(`k${i}`).digest('hex') })
+  const auth = createApiKeyAuthenticator({ type: 'apiKey', keys })
+  const reply = { faultline: { consumer: undefined as string | undefined, api_name: 'X' } }
+  await auth.authenticate({ headers: { 'x-api-key': 'k999999' }, raw: { url: '/' } } as never, reply as never)
+  t.equal(reply.faultline.consumer, 'c999999', 'the last of a million keys is found (cost is measured by the bench harness)')
+})
+
+t.test('bad options are refused at registration, never echoing a key', async (t) => {
+  t.throws(() => createApiKeyAuthenticator({ type: 'apiKey' }), /needs "keys" or a "lookup" function/)
+  t.throws(() => createApiKeyAuthenticator({ type: 'apiKey', keys: [{ id: '', key: 'k' }] }), /keys\[0\].id" must be a non-empty string/)
+  t.throws(() => createApiKeyAuthenticator({ type: 'apiKey', keys: [{ id: 'a', keyHash: 'abc' }] }), /keys\[0\].keyHash" must be a sha256 digest/)
+  const badKey = (() => {
+    try {
+      createApiKeyAuthenticator({ type: 'apiKey', keys: [{ id: 'a', key: 'bad key secret' }] })
+    } catch (err) {
+      return (err as Error).message
+    }
+    return ''
+  })()
+  t.match(badKey, /keys\[0\].key" must be/)
+  t.notMatch(badKey, /bad key secret/, 'the key is not echoed')
+  t.throws(() => createApiKeyAuthenticator({ type: 'apiKey', keys: [{ id: 'a', key: 'k', expiresAt: 'soon' }] }), /expiresAt" must be an ISO 8601 date/)
+})
