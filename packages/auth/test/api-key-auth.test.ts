@@ -103,7 +103,7 @@ t.test('an expired key is AKE 401 and names its consumer', async (t) => {
   t.equal(res.line.consumer, 'initech')
 })
 
-t.test("a key whose apis list lacks this API is ACD 403 (stored as a hash)", async (t) => {
+t.test('a key whose apis list lacks this API is ACD 403 (stored as a hash)', async (t) => {
   const up = await upstream(t)
   const gw = await gateway(t, up)
   const res = await call(gw, '/pay/', { 'x-api-key': OTHER_KEY })

@@ -8,6 +8,7 @@ import pino, { type DestinationStream } from 'pino'
 import faultlineCore, { clientErrorHandler, FaultlineError } from '@faultline/core'
 import faultlineAccessLog, { type AccessLogOptions } from '@faultline/access-log'
 import faultlineProxy, { type FaultlineProxyOptions } from '@faultline/proxy'
+import faultlineAuth from '@faultline/auth'
 import {
   accessLogDefaults,
   serverDefaults,
@@ -90,9 +91,10 @@ export async function buildGateway (config: GatewayConfigInput, options: BuildGa
         cert: tls.cert,
         key: tls.key,
         ca: tls.ca,
-        // Until mTLS APIs exist, a client without a certificate the CA vouches for fails the handshake.
         requestCert: tls.requestCert ?? false,
-        rejectUnauthorized: tls.requestCert ?? false
+        // With mTLS APIs the handshake lets every client in, so that those APIs can answer CRQ/CMM
+        // (and log it); without any, a client the CA does not vouch for fails the handshake.
+        rejectUnauthorized: (tls.requestCert ?? false) && !config.apis.some((api) => api.auth?.type === 'mtls')
       }
     } as FastifyHttpsOptions<HttpsServer>)) as unknown as FastifyInstance
 
@@ -117,7 +119,18 @@ export async function buildGateway (config: GatewayConfigInput, options: BuildGa
   })
 
   for (const api of config.apis) {
-    await app.register(faultlineProxy, proxyOptions(api))
+    const auth = api.auth
+    if (auth === undefined) {
+      await app.register(faultlineProxy, proxyOptions(api))
+    } else {
+      // Auth and proxy share one encapsulated scope under the prefix: the auth hook guards exactly
+      // this API's routes.
+      const { prefix, ...rest } = proxyOptions(api)
+      await app.register(async (scope) => {
+        await scope.register(faultlineAuth, auth)
+        await scope.register(faultlineProxy, rest)
+      }, { prefix })
+    }
   }
   await app.ready()
   return app

@@ -82,7 +82,7 @@ t.test('validate says "1 API" for one', async (t) => {
 
 t.test('validate prints every problem to stderr and exits 1 for an invalid config', async (t) => {
   const dir = t.testdir({
-    'gateway.yaml': 'server:\n  port: "80"\napis:\n  - name: A\n    prefix: /a\n    upstream: { targets: ["ftp://x", "${MISSING}"] }\n    auth: { type: apiKey }\n'
+    'gateway.yaml': 'server:\n  port: "80"\napis:\n  - name: A\n    prefix: /a\n    upstream: { targets: ["ftp://x", "${MISSING}"] }\n    rateLimit: { max: 1 }\n'
   })
   const r = await run(['validate', '--config', join(dir, 'gateway.yaml')])
   t.equal(r.code, 1)
@@ -90,7 +90,7 @@ t.test('validate prints every problem to stderr and exits 1 for an invalid confi
   const lines = r.stderr.trimEnd().split('\n')
   t.match(lines[0], /gateway\.yaml: invalid configuration \(4 problems\)$/)
   t.same(lines.slice(1).map((l) => l.trim()).sort(), [
-    'apis[0].auth: not supported in this version',
+    'apis[0].rateLimit: not supported in this version',
     'apis[0].upstream.targets[0]: must be an http(s) URL (got "ftp://x")',
     'apis[0].upstream.targets[1]: environment variable MISSING is not set',
     'server.port: must be an integer (got "80")'

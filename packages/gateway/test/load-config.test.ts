@@ -168,7 +168,7 @@ t.test('every kind of schema error names the path of the bad value', async (t) =
     ['an empty string', { server: { host: '' }, apis: [minimalApi] }, 'server.host: must not be empty (got "")'],
     ['unknown key, with a suggestion', { server: { prot: 80 }, apis: [minimalApi] }, 'server.prot: unknown key (did you mean "port"?)'],
     ['unknown top-level key', { apis: [minimalApi], severs: {} }, 'severs: unknown key (did you mean "server"?)'],
-    ['unknown key, no near match', withApi({ colour: 'red' }), 'apis[0].colour: unknown key (allowed: name, prefix, methods, bodyLimit, accessLog, exposeFlag, upstream)'],
+    ['unknown key, no near match', withApi({ colour: 'red' }), 'apis[0].colour: unknown key (allowed: name, prefix, methods, bodyLimit, accessLog, exposeFlag, upstream, auth)'],
     ['apis missing', {}, 'apis: is required'],
     ['apis empty', { apis: [] }, 'apis: must list at least one item (got [])'],
     ['apis not an array', { apis: { a: 1 } }, 'apis: must be an array (got an object)'],
@@ -240,7 +240,6 @@ t.test('keys of later releases are rejected as not supported in this version', a
     metrics: { enabled: true },
     apis: [{
       ...minimalApi,
-      auth: { type: 'apiKey', keys: [{ id: 'a', key: 'sk_live_123' }] },
       rateLimit: { max: 100, timeWindow: '1 minute' },
       quota: { max: 10, period: 'month' },
       circuitBreaker: { errorThresholdPercentage: 50 },
@@ -248,7 +247,6 @@ t.test('keys of later releases are rejected as not supported in this version', a
     }]
   })
   t.same(lines.sort(), [
-    'apis[0].auth: not supported in this version',
     'apis[0].circuitBreaker: not supported in this version',
     'apis[0].failMode: not supported in this version',
     'apis[0].quota: not supported in this version',
@@ -393,9 +391,31 @@ t.test('secrets are never echoed in errors', async (t) => {
   })
 
   t.test('values under keys of later releases are not echoed', async (t) => {
-    const lines = await problemLines(t, withApi({ auth: { type: 'apiKey', keys: [{ id: 'a', key: 'sk_live_123' }] } }, { redis: { url: 'redis://:sk_redis@h' } }))
+    const lines = await problemLines(t, withApi({ rateLimit: { key: 'sk_live_123' } }, { redis: { url: 'redis://:sk_redis@h' } }))
     t.notMatch(lines.join('\n'), /sk_/)
   })
+})
+
+t.test('auth settings are checked by type, and keys and secrets are never echoed', async (t) => {
+  const lines = await problemLines(t, {
+    apis: [
+      { ...minimalApi, auth: { type: 'apiKey', header: 'x api key', keys: [{ id: 'a' }, { id: 'b', key: 'sk live 123' }] } },
+      { ...minimalApi, name: 'B', prefix: '/b', auth: { type: 'jwt', algorithms: ['none'], secret: 's3cret-value', extra: 1 } },
+      { ...minimalApi, name: 'C', prefix: '/c', auth: { type: 'mtls', allowedFingerprints: ['ab'] } },
+      { ...minimalApi, name: 'D', prefix: '/d', auth: { type: 'magic' } }
+    ]
+  })
+  t.same(lines.sort(), [
+    'apis[0].auth.header: must be a header name (got "x api key")',
+    'apis[0].auth.keys[0]: needs "key" or "keyHash" (got "a")',
+    'apis[0].auth.keys[1].key: must be 1 to 512 printable characters without spaces (got <redacted>)',
+    'apis[1].auth.algorithms[0]: must be one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA (got "none")',
+    'apis[1].auth.extra: unknown key (allowed: type, secret, publicKey, algorithms, issuer, audience, requiredClaims, requiredScopes, clockTolerance, claimHeaders, forwardToken)',
+    'apis[2].auth.allowedFingerprints[0]: must be a sha256 fingerprint (64 hex digits, colons allowed) (got "ab")',
+    'apis[2].auth.type: mtls needs server.tls with requestCert: true (the gateway must ask clients for a certificate) (got "mtls")',
+    'apis[3].auth.type: must be one of apiKey, jwt, external, mtls (got "magic")'
+  ])
+  t.notMatch(lines.join('\n'), /sk live|s3cret/)
 })
 
 t.test('a file access-log destination is relative to the config file', async (t) => {

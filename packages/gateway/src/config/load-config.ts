@@ -152,6 +152,16 @@ async function readCertificates (data: unknown, baseDir: string, fromEnv: Readon
     if (problems.length === before) tryTls(tls, segments)
   }
 
+  /** A JWT public key, an external auth service's CA: paths or inline PEM, like the TLS settings. */
+  async function readAuthPem (auth: Record<string, unknown>, segments: PathSegment[]): Promise<void> {
+    if (auth.publicKey !== undefined) auth.publicKey = await readPem(auth.publicKey, [...segments, 'publicKey'])
+    if (Array.isArray(auth.ca)) {
+      for (let i = 0; i < auth.ca.length; i++) auth.ca[i] = await readPem(auth.ca[i], [...segments, 'ca', i])
+    } else if (auth.ca !== undefined) {
+      auth.ca = await readPem(auth.ca, [...segments, 'ca'])
+    }
+  }
+
   function tryTls (tls: Record<string, unknown>, segments: PathSegment[]): void {
     const options: SecureContextOptions = {}
     if (typeof tls.cert === 'string' && typeof tls.key === 'string') {
@@ -174,6 +184,7 @@ async function readCertificates (data: unknown, baseDir: string, fromEnv: Readon
     for (let i = 0; i < data.apis.length; i++) {
       const api: unknown = data.apis[i]
       if (isObject(api) && isObject(api.upstream)) await readTls(api.upstream.tls, ['apis', i, 'upstream', 'tls'])
+      if (isObject(api) && isObject(api.auth)) await readAuthPem(api.auth, ['apis', i, 'auth'])
     }
   }
   return problems

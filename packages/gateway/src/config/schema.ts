@@ -8,6 +8,7 @@
  * `x-error` gives the human message for a failed `pattern` or `format`.
  */
 import { recordFields } from '@faultline/core'
+import type { AuthOptions } from '@faultline/auth'
 
 export const httpMethods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 export type HttpMethod = typeof httpMethods[number]
@@ -93,6 +94,8 @@ export interface ApiConfig {
   accessLog?: boolean | ApiAccessLogConfig
   exposeFlag?: boolean
   upstream: UpstreamConfig
+  /** Authentication in front of the API (CONTRACT.md section 4): apiKey, jwt, external or mtls. */
+  auth?: AuthOptions
 }
 
 /** A validated configuration, defaults applied, certificate files read into PEM strings. */
@@ -220,6 +223,79 @@ const upstreamSchema = {
   }
 } as const
 
+const stringOrStrings = { type: ['string', 'array'], minLength: 1, minItems: 1, items: nonEmptyString } as const
+const names = { type: 'array', minItems: 1, items: nonEmptyString } as const
+const headerName = { type: 'string', pattern: '^[A-Za-z0-9-]+$', 'x-error': 'must be a header name' } as const
+export const jwtAlgorithms = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const
+
+const apiKeyEntrySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id'],
+  properties: {
+    id: nonEmptyString,
+    key: { type: 'string', pattern: '^[\\x21-\\x7e]{1,512}$', 'x-error': 'must be 1 to 512 printable characters without spaces' },
+    keyHash: { type: 'string', pattern: '^[0-9a-fA-F]{64}$', 'x-error': 'must be a sha256 digest in hex (64 characters)' },
+    expiresAt: { type: 'string', format: 'date-time', 'x-error': 'must be an ISO 8601 date-time' },
+    apis: names,
+    revoked: { type: 'boolean' }
+  }
+} as const
+
+/** One closed object per auth type, chosen by `type`. */
+const authTypes = {
+  apiKey: {
+    required: ['keys'],
+    properties: { header: headerName, queryParam: nonEmptyString, keys: { type: 'array', minItems: 1, items: apiKeyEntrySchema } }
+  },
+  jwt: {
+    required: ['algorithms'],
+    properties: {
+      secret: nonEmptyString,
+      publicKey: pemSource,
+      algorithms: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: [...jwtAlgorithms] } },
+      issuer: stringOrStrings,
+      audience: stringOrStrings,
+      requiredClaims: names,
+      requiredScopes: names,
+      clockTolerance: { type: 'integer', minimum: 0 },
+      claimHeaders: { type: 'object', additionalProperties: headerName },
+      forwardToken: { type: 'boolean' }
+    }
+  },
+  external: {
+    required: ['url'],
+    properties: {
+      url: { type: 'string', format: 'http-url', 'x-error': 'must be an http(s) URL' },
+      timeout: positiveInteger,
+      forwardHeaders: { type: 'array', items: headerName },
+      resultHeaders: { type: 'array', items: headerName },
+      cacheTtl: { type: 'integer', minimum: 0 },
+      ca: pemSources
+    }
+  },
+  mtls: {
+    required: ['allowedFingerprints'],
+    properties: {
+      allowedFingerprints: {
+        type: 'array',
+        minItems: 1,
+        items: { type: 'string', pattern: '^(?:[0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$', 'x-error': 'must be a sha256 fingerprint (64 hex digits, colons allowed)' }
+      }
+    }
+  }
+} as const
+
+const authSchema = {
+  type: 'object',
+  required: ['type'],
+  properties: { type: { type: 'string', enum: Object.keys(authTypes) } },
+  allOf: Object.entries(authTypes).map(([type, shape]) => ({
+    if: { properties: { type: { const: type } }, required: ['type'] },
+    then: { ...shape, additionalProperties: false, properties: { type: {}, ...shape.properties } }
+  }))
+} as const
+
 const apiSchema = {
   type: 'object',
   additionalProperties: false,
@@ -246,7 +322,7 @@ const apiSchema = {
     },
     exposeFlag: { type: 'boolean' },
     upstream: upstreamSchema,
-    auth: unsupported,
+    auth: authSchema,
     rateLimit: unsupported,
     quota: unsupported,
     circuitBreaker: unsupported,

@@ -35,6 +35,8 @@ const ajv = new Ajv({
 })
 ajv.addVocabulary(['x-error', 'x-unsupported'])
 ajv.addFormat('http-url', { type: 'string', validate: isHttpUrl })
+// An ISO 8601 date-time with a zone, as API keys' expiresAt: Date.parse must understand it.
+ajv.addFormat('date-time', { type: 'string', validate: (value: string) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value) && !Number.isNaN(Date.parse(value)) })
 const validateSchema = ajv.compile(configSchema)
 
 export interface CheckOptions {
@@ -126,6 +128,9 @@ function reportSchemaError (error: ErrorObject, data: unknown, add: Add, fromEnv
   const params = error.params as Record<string, unknown>
   const parent = (error.parentSchema ?? {}) as Record<string, unknown>
   switch (error.keyword) {
+    case 'if':
+      // The auth schema picks its shape by `type` with if/then: the errors inside "then" say what is wrong.
+      return
     case 'required':
       add([...at, String(params.missingProperty)], 'is required', undefined, false)
       return
@@ -248,6 +253,19 @@ function checkSemantics (data: unknown, add: Add): void {
       else add(['apis', i, 'prefix'], `duplicate prefix: apis[${first}] has the same prefix`, api.prefix)
     }
     if (isObject(api.upstream)) checkUpstream(api.upstream, ['apis', i, 'upstream'], add)
+    if (isObject(api.auth) && api.auth.type === 'apiKey' && Array.isArray(api.auth.keys)) {
+      api.auth.keys.forEach((entry: unknown, j: number) => {
+        if (isObject(entry) && entry.key === undefined && entry.keyHash === undefined) {
+          add(['apis', i, 'auth', 'keys', j], 'needs "key" or "keyHash"', entry.id)
+        }
+      })
+    }
+    if (isObject(api.auth) && api.auth.type === 'mtls') {
+      const tls = isObject(data.server) && isObject(data.server.tls) ? data.server.tls : undefined
+      if (tls?.requestCert !== true) {
+        add(['apis', i, 'auth', 'type'], 'mtls needs server.tls with requestCert: true (the gateway must ask clients for a certificate)', api.auth.type)
+      }
+    }
   })
 }
 
