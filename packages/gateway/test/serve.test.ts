@@ -99,6 +99,30 @@ t.test('buildGateway proxies under the API prefix and writes one access line', a
   t.notOk('response_flag' in log.lines[0])
 })
 
+t.test('an API with auth in the config guards only its own routes', async (t) => {
+  const upstream = await startUpstream(t)
+  const log = collector()
+  const config = configFor(upstream.url)
+  config.apis.push({ name: 'Open API', prefix: '/open', upstream: { targets: [upstream.url] } })
+  config.apis[0].auth = { type: 'apiKey', keys: [{ id: 'acme', key: 'sk_test_gateway_1' }] }
+  const app = await buildGateway(config, { accessLogDestination: log, logger: false })
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+
+  t.equal((await get(`${base}/hello/x`)).status, 401)
+  t.equal((await get(`${base}/hello/x`, { headers: { 'x-api-key': 'sk_test_gateway_1' } })).status, 200)
+  t.equal((await get(`${base}/open/x`)).status, 200, 'the other API needs no key')
+  await until(() => log.lines.length === 3)
+  t.match(log.lines, [
+    { api_name: 'Hello API', status: 401, response_flag: 'AMF', error_source: 'ApiKeyAuth' },
+    { api_name: 'Hello API', status: 200, consumer: 'acme' },
+    { api_name: 'Open API', status: 200 }
+  ])
+  t.same(upstream.paths, ['/x', '/x'], 'the denied request never reached the upstream')
+  t.notMatch(JSON.stringify(log.lines), /sk_test/)
+})
+
 t.test('a path outside every API is NRF, and exposeFlag shows the flag', async (t) => {
   const upstream = await startUpstream(t)
   const log = collector()
