@@ -72,6 +72,10 @@ declare module 'fastify' {
     /** This request's record: the fields of its access-log line. `null` before the core's onRequest. */
     faultline: FaultlineRecord | null
   }
+  interface FastifyRequest {
+    /** The same record as `reply.faultline`, for code that only has the request (key generators). */
+    faultline: FaultlineRecord | null
+  }
   interface FastifyInstance {
     faultline: FaultlineCore
   }
@@ -259,6 +263,7 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
     record[kExposeFlag] = config.exposeFlag ?? settings.exposeFlag
     record[kRouteConfig] = config
     reply.faultline = record
+    request.faultline = record
     inFlight++
     reply.header(idHeader, id)
     const res = reply.raw as ResponseWithReply
@@ -321,6 +326,7 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
   }
 
   fastify.decorateReply('faultline', null)
+  fastify.decorateRequest('faultline', null)
   fastify.decorate('faultline', {
     addSink (sink: RecordSink) {
       if (typeof sink !== 'function') throw new TypeError('faultline.addSink: sink must be a function')
