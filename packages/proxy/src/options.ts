@@ -49,8 +49,14 @@ export interface FaultlineProxyOptions {
   name: string
   /** Methods the API accepts; others get MNA 405. Default: all. */
   methods?: HTTPMethods[]
-  /** Request body limit in bytes (declared Content-Length). Default: the server's bodyLimit. */
+  /** Request body limit in bytes, declared (Content-Length) or streamed (chunked). Default: the server's bodyLimit. */
   bodyLimit?: number
+  /** Refuse bodies sent without Content-Length (chunked) with CLM 411. Default false. */
+  requireContentLength?: boolean
+  /** Media types a request body may have (`application/json`, `text/*`); others get UMT 415. Default: any. */
+  contentTypes?: string[]
+  /** JSON Schema that JSON bodies must satisfy (validated without type coercion); otherwise BIV 400. */
+  schema?: object
   /** Access logging for this API: true, false, or `{ fields }`. Default: the access-log plugin's setting. */
   accessLog?: boolean | { fields?: string[] }
   /** Expose the flag to this API's clients. Default: the core's setting. */

@@ -14,6 +14,7 @@ import {
   applyClassification,
   classifyTransportError,
   FaultlineError,
+  isFaultlineError,
   kUpstreamStart,
   roundMs,
   type FaultlineRecord
@@ -23,6 +24,7 @@ import type { FaultlineProxyOptions } from './options.js'
 import { validateProxyOptions, type ProxySettings } from './validate-options.js'
 import { buildVerifyingConnector } from './verifying-connector.js'
 import { decideRetry, type RetryRequest } from './retry-policy.js'
+import { checkRequestHead, compileSchema, prepareBody, type BodyPolicy } from './request-body.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -170,6 +172,12 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
       record[kFailed] = true
       record.upstream_latency = upstreamElapsed(record)
     }
+    // The request body failed on our side (BTL while streaming): that flag, not a transport one.
+    const cause = (error as { cause?: unknown }).cause
+    if (isFaultlineError(cause)) {
+      reply.send(cause)
+      return
+    }
     const c = classifyTransportError(error)
     if (c === undefined) {
       reply.send(error) // not a transport failure we know: the core logs it and answers GIE
@@ -212,10 +220,6 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
   }
 
   function proxyHandler (request: FastifyRequest, reply: FastifyReply): FastifyReply {
-    const declared = request.headers['content-length']
-    if (declared !== undefined && Number(declared) > bodyLimit) {
-      throw new FaultlineError('BTL', { source: 'RequestValidation' })
-    }
     const target = balancer.pick()
     if (target === undefined) throw new FaultlineError('NHU', { target: balancer.describe() })
     request.faultlineUpstream = target
@@ -245,10 +249,22 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
   fastify.decorateRequest('faultlineUpstream', null)
   fastify.register(replyFrom, { undici: dispatcher as unknown as { request: Dispatcher['request'] }, disableRequestLogging: true })
 
-  // Bodies stream through to the upstream untouched.
+  const bodyPolicy: BodyPolicy = {
+    bodyLimit,
+    requireContentLength: settings.requireContentLength,
+    contentTypes: settings.contentTypes,
+    validate: settings.schema === undefined ? undefined : compileSchema(settings.schema)
+  }
+
+  // What the head says is checked before any body byte is read.
+  fastify.addHook('onRequest', (request, _reply, next) => {
+    next(checkRequestHead(request, bodyPolicy))
+  })
+
+  // Bodies stream through to the upstream untouched (limited when their size was not declared).
   fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('*', function passThrough (_request, payload, next) {
-    next(null, payload)
+  fastify.addContentTypeParser('*', function passThrough (request, payload, next) {
+    prepareBody(request, payload, bodyPolicy).then((body) => next(null, body), next)
   })
 
   const routeConfig = {

@@ -7,6 +7,9 @@ export interface ProxySettings {
   name: string
   methods: HTTPMethods[]
   bodyLimit: number | undefined
+  requireContentLength: boolean
+  contentTypes: string[] | undefined
+  schema: object | undefined
   accessLog: boolean | { fields?: string[] } | undefined
   exposeFlag: boolean | undefined
   upstream: {
@@ -56,6 +59,14 @@ export function validateProxyOptions (options: FaultlineProxyOptions): ProxySett
     })
   }
   if (options.exposeFlag !== undefined && typeof options.exposeFlag !== 'boolean') fail('exposeFlag', 'a boolean', options.exposeFlag)
+  if (options.requireContentLength !== undefined && typeof options.requireContentLength !== 'boolean') fail('requireContentLength', 'a boolean', options.requireContentLength)
+  if (options.contentTypes !== undefined) {
+    if (!Array.isArray(options.contentTypes) || options.contentTypes.length === 0) fail('contentTypes', 'a non-empty array of media types', options.contentTypes)
+    options.contentTypes.forEach((type, i) => {
+      if (typeof type !== 'string' || !/^[\w.+-]+\/(?:[\w.+-]+|\*)$/.test(type)) fail(`contentTypes[${i}]`, 'a media type like "application/json" or "text/*"', type)
+    })
+  }
+  if (options.schema !== undefined && (typeof options.schema !== 'object' || options.schema === null || Array.isArray(options.schema))) fail('schema', 'a JSON Schema object', options.schema)
   const tls = up.tls
   if (tls !== undefined && (typeof tls !== 'object' || tls === null)) fail('upstream.tls', 'an object', tls)
   if (tls?.rejectUnauthorized !== undefined && typeof tls.rejectUnauthorized !== 'boolean') {
@@ -75,6 +86,9 @@ export function validateProxyOptions (options: FaultlineProxyOptions): ProxySett
     name: options.name,
     methods,
     bodyLimit: options.bodyLimit === undefined ? undefined : positiveInt('bodyLimit', options.bodyLimit, 0, 0),
+    requireContentLength: options.requireContentLength ?? false,
+    contentTypes: options.contentTypes?.map((type) => type.toLowerCase()),
+    schema: options.schema,
     accessLog: options.accessLog,
     exposeFlag: options.exposeFlag,
     upstream: {
