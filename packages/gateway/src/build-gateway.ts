@@ -9,6 +9,7 @@ import faultlineCore, { clientErrorHandler, FaultlineError } from '@faultline/co
 import faultlineAccessLog, { type AccessLogOptions } from '@faultline/access-log'
 import faultlineProxy, { type FaultlineProxyOptions } from '@faultline/proxy'
 import faultlineAuth from '@faultline/auth'
+import underPressure from '@fastify/under-pressure'
 import {
   accessLogDefaults,
   serverDefaults,
@@ -106,6 +107,26 @@ export async function buildGateway (config: GatewayConfigInput, options: BuildGa
   }
   if (accessLog.fields !== undefined) accessLogOptions.fields = accessLog.fields
   await app.register(faultlineAccessLog, accessLogOptions)
+
+  // Load shedding: when a threshold is crossed, new requests get OVL 503 with Retry-After.
+  const shedding = server.loadShedding
+  if (shedding !== undefined) {
+    const retryAfter = shedding.retryAfter ?? 10
+    class Overloaded extends FaultlineError {
+      constructor () {
+        super('OVL', { headers: { 'retry-after': retryAfter } })
+      }
+    }
+    await app.register(underPressure, {
+      maxEventLoopDelay: shedding.maxEventLoopDelay,
+      maxHeapUsedBytes: shedding.maxHeapUsedBytes,
+      maxRssBytes: shedding.maxRssBytes,
+      maxEventLoopUtilization: shedding.maxEventLoopUtilization,
+      sampleInterval: Math.max(50, shedding.sampleInterval ?? 1000),
+      retryAfter,
+      customError: Overloaded as unknown as new () => Error
+    })
+  }
 
   // Requests that arrive on an open connection once close() started get SHD and Connection: close.
   let draining = false

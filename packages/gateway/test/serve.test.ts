@@ -123,6 +123,33 @@ t.test('an API with auth in the config guards only its own routes', async (t) =>
   t.notMatch(JSON.stringify(log.lines), /sk_test/)
 })
 
+t.test('load shedding answers OVL 503 with Retry-After while the event loop lags, then recovers', async (t) => {
+  const upstream = await startUpstream(t)
+  const log = collector()
+  const config = configFor(upstream.url, { server: { port: 0, loadShedding: { maxEventLoopDelay: 20, sampleInterval: 50, retryAfter: 3 } } })
+  const app = await buildGateway(config, { accessLogDestination: log, logger: false })
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  t.equal((await get(`${base}/hello/x`)).status, 200)
+  // Block the event loop well past the threshold, as a CPU-bound hot path would.
+  const busyUntil = Date.now() + 200
+  while (Date.now() < busyUntil) { /* busy */ }
+  const shed = await get(`${base}/hello/x`)
+  t.equal(shed.status, 503)
+  t.equal(shed.headers['retry-after'], '3')
+  t.equal(JSON.parse(shed.body).message, 'The gateway is overloaded')
+  let status = 0
+  for (let i = 0; i < 20 && status !== 200; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    status = (await get(`${base}/hello/x`)).status
+  }
+  t.equal(status, 200, 'served again once the loop is idle')
+  await until(() => log.lines.length >= 3)
+  t.match(log.lines[1], { status: 503, response_flag: 'OVL', response_code_details: 'gateway_overloaded', error_source: 'LoadShedding', error_category: 'gateway' })
+  t.same(upstream.paths, ['/x', '/x'], 'the shed request never reached the upstream')
+})
+
 t.test('a path outside every API is NRF, and exposeFlag shows the flag', async (t) => {
   const upstream = await startUpstream(t)
   const log = collector()

@@ -27,6 +27,21 @@ export interface ServerTlsConfig {
   requestCert?: boolean
 }
 
+export interface LoadSheddingConfig {
+  /** Shed load when the event loop lags more than this many ms. */
+  maxEventLoopDelay?: number
+  /** ... when the V8 heap holds more than this many bytes. */
+  maxHeapUsedBytes?: number
+  /** ... when the process's resident set exceeds this many bytes. */
+  maxRssBytes?: number
+  /** ... when the event loop is busier than this fraction (0..1). */
+  maxEventLoopUtilization?: number
+  /** Seconds sent in Retry-After. Default 10. */
+  retryAfter?: number
+  /** ms between measurements (>= 50). Default 1000. */
+  sampleInterval?: number
+}
+
 export interface ServerConfig {
   /** Default `127.0.0.1`. */
   host: string
@@ -41,6 +56,8 @@ export interface ServerConfig {
   /** Add `x-faultline-flag` and `code` to gateway error replies. Default false. */
   exposeFlag: boolean
   tls?: ServerTlsConfig
+  /** Optional load shedding (OVL 503 + Retry-After), off unless a threshold is set. */
+  loadShedding?: LoadSheddingConfig
 }
 
 export interface AccessLogConfig {
@@ -156,6 +173,21 @@ const serverSchema = {
     requestTimeout: { type: 'integer', minimum: 0, default: serverDefaults.requestTimeout },
     trustRequestId: { type: 'boolean', default: serverDefaults.trustRequestId },
     exposeFlag: { type: 'boolean', default: serverDefaults.exposeFlag },
+    loadShedding: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: {
+        maxEventLoopDelay: positiveInteger,
+        maxHeapUsedBytes: positiveInteger,
+        maxRssBytes: positiveInteger,
+        maxEventLoopUtilization: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+        retryAfter: positiveInteger,
+        // under-pressure samples the loop every 10 ms: a shorter interval sees no sample, which it
+        // reads as an infinite delay (and sheds forever).
+        sampleInterval: { type: 'integer', minimum: 50 }
+      }
+    },
     tls: {
       type: 'object',
       additionalProperties: false,
