@@ -60,6 +60,9 @@ function proxyOptions (api: ApiConfig): FaultlineProxyOptions & { prefix: string
   if (api.bodyLimit !== undefined) options.bodyLimit = api.bodyLimit
   if (api.accessLog !== undefined) options.accessLog = api.accessLog
   if (api.exposeFlag !== undefined) options.exposeFlag = api.exposeFlag
+  if (api.requireContentLength !== undefined) options.requireContentLength = api.requireContentLength
+  if (api.contentTypes !== undefined) options.contentTypes = api.contentTypes
+  if (api.schema !== undefined) options.schema = api.schema
   return options
 }
 

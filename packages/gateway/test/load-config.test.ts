@@ -168,7 +168,7 @@ t.test('every kind of schema error names the path of the bad value', async (t) =
     ['an empty string', { server: { host: '' }, apis: [minimalApi] }, 'server.host: must not be empty (got "")'],
     ['unknown key, with a suggestion', { server: { prot: 80 }, apis: [minimalApi] }, 'server.prot: unknown key (did you mean "port"?)'],
     ['unknown top-level key', { apis: [minimalApi], severs: {} }, 'severs: unknown key (did you mean "server"?)'],
-    ['unknown key, no near match', withApi({ colour: 'red' }), 'apis[0].colour: unknown key (allowed: name, prefix, methods, bodyLimit, accessLog, exposeFlag, upstream, auth)'],
+    ['unknown key, no near match', withApi({ colour: 'red' }), 'apis[0].colour: unknown key (allowed: name, prefix, methods, bodyLimit, accessLog, exposeFlag, requireContentLength, contentTypes, schema, upstream, auth)'],
     ['apis missing', {}, 'apis: is required'],
     ['apis empty', { apis: [] }, 'apis: must list at least one item (got [])'],
     ['apis not an array', { apis: { a: 1 } }, 'apis: must be an array (got an object)'],

@@ -110,6 +110,12 @@ export interface ApiConfig {
   bodyLimit?: number
   accessLog?: boolean | ApiAccessLogConfig
   exposeFlag?: boolean
+  /** Refuse chunked bodies without Content-Length (CLM 411). */
+  requireContentLength?: boolean
+  /** Media types request bodies may have; others get UMT 415. */
+  contentTypes?: string[]
+  /** JSON Schema for JSON request bodies (BIV 400 when they fail it; no type coercion). */
+  schema?: Record<string, unknown>
   upstream: UpstreamConfig
   /** Authentication in front of the API (CONTRACT.md section 4): apiKey, jwt, external or mtls. */
   auth?: AuthOptions
@@ -353,6 +359,13 @@ const apiSchema = {
       properties: { fields: accessLogFields }
     },
     exposeFlag: { type: 'boolean' },
+    requireContentLength: { type: 'boolean' },
+    contentTypes: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', pattern: '^[\\w.+-]+/(?:[\\w.+-]+|\\*)$', 'x-error': 'must be a media type like "application/json" or "text/*"' }
+    },
+    schema: { type: 'object' },
     upstream: upstreamSchema,
     auth: authSchema,
     rateLimit: unsupported,
