@@ -51,6 +51,23 @@ function onClientClose (this: ResponseWithReply): void {
   record?.[kAbort]?.abort()
 }
 
+/** Connection-level headers of the upstream's response (RFC 9110 7.6.1): they describe the upstream
+ * hop, not the client's. reply-from copies them, so an upstream's `connection: keep-alive` would
+ * override a client's `Connection: close`. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authenticate']
+
+function stripHopByHop (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const listed = headers.connection
+  if (typeof listed === 'string') {
+    for (const name of listed.split(',')) {
+      const key = name.trim().toLowerCase()
+      if (key !== '') delete headers[key]
+    }
+  }
+  for (const name of HOP_BY_HOP) delete headers[name]
+  return headers
+}
+
 function upstreamElapsed (record: ProxiedRecord): number | undefined {
   const start = record[kUpstreamStart]
   return start === undefined ? undefined : roundMs(performance.now() - start)
@@ -197,6 +214,7 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
 
   // reply-from types its hooks for every server kind; the gateway runs HTTP/1 servers only.
   const fromOptions = {
+    rewriteHeaders: stripHopByHop,
     rewriteRequestHeaders,
     getUpstream,
     onResponse,

@@ -256,3 +256,22 @@ for (const method of ['GET', 'POST']) {
     t.notOk(gw.appLog.some((l) => l.msg === 'faultline: unexpected error'), 'the cancellation is not an error')
   })
 }
+
+t.test("the upstream's hop-by-hop headers stay on its hop: a client's Connection: close is honoured", async (t) => {
+  const a = await upstream(t, 'a', (req, res) => {
+    req.resume()
+    res.setHeader('connection', 'keep-alive, x-hop-secret')
+    res.setHeader('keep-alive', 'timeout=5')
+    res.setHeader('x-hop-secret', 'internal')
+    res.setHeader('x-kept', 'yes')
+    res.end('ok')
+    return true
+  })
+  const gw = await gateway(t, [{ name: 'hop', prefix: '/hop', upstream: { targets: [a.url] } }])
+  const res = await get(gw, '/hop/', { headers: { connection: 'close' } })
+  t.equal(res.status, 200)
+  t.equal(res.headers['x-kept'], 'yes')
+  t.equal(res.headers['x-hop-secret'], undefined, 'a header the upstream listed in Connection is dropped')
+  t.equal(res.headers['keep-alive'], undefined)
+  t.equal(res.headers.connection, 'close')
+})
