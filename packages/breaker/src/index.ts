@@ -1,0 +1,6 @@
+export { faultlineBreakerPlugin as default, faultlineBreakerPlugin } from './plugin.js'
+export type { FaultlineBreaker } from './plugin.js'
+export type { FaultlineBreakerOptions } from './options.js'
+export { breakerDefaults } from './options.js'
+export type { CircuitBreakerState, BreakerStats } from './api-breaker.js'
+export { isUpstreamFailure, upstreamFailureFlags } from './judge-outcome.js'

@@ -1,0 +1,265 @@
+/**
+ * Rate limits and quotas for one API: register it in the API's scope after auth (so the consumer
+ * is known) and before the routes. The rate limit runs through @fastify/rate-limit (its hook, its
+ * headers) over our own store; the quota is counted only for requests the rate limit let through.
+ * Both share one failure policy when the Redis store fails (failMode).
+ */
+import type {
+  FastifyInstance,
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  onRequestAsyncHookHandler,
+  preHandlerAsyncHookHandler
+} from 'fastify'
+import fp from 'fastify-plugin'
+import rateLimitPlugin, {
+  normalizeIP,
+  type errorResponseBuilderContext,
+  type FastifyRateLimitStore,
+  type FastifyRateLimitStoreCtor
+} from '@fastify/rate-limit'
+import { FaultlineError, type FaultlineRecord } from '@faultline/core'
+import { periodAt, type PeriodWindow } from './calendar-period.js'
+import { StoreUnavailableError, type CounterStore } from './counter-store.js'
+import { MemoryCounterStore } from './memory-store.js'
+import { createRedisClient, RedisCounterStore } from './redis-store.js'
+import { validateOptions, type FaultlineQuotaOptions, type QuotaSettings } from './options.js'
+
+export interface FaultlineQuota {
+  /** The validated settings of this registration. */
+  readonly settings: Readonly<QuotaSettings>
+  /** The rate limit's store (a MemoryCounterStore or the shared RedisCounterStore), when a rate limit is set. */
+  readonly rateLimitStore: CounterStore | undefined
+  /** The quota's store, when a quota is set (the same RedisCounterStore as the rate limit's with Redis). */
+  readonly quotaStore: CounterStore | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The quota plugin registered in this scope: settings and stores. */
+    faultlineQuota: FaultlineQuota
+  }
+  interface FastifyContextConfig {
+    /** `false`: this route counts against no quota. (`rateLimit: false` likewise skips the rate limit.) */
+    quota?: false
+  }
+}
+
+const PREFIX = '@faultline/quota'
+/**
+ * A quota counter outlives its period by this much in the store, so a gateway whose clock is a
+ * little behind still finds it. The period id in the key is what resets the quota, not this.
+ */
+const QUOTA_GRACE_MS = 60_000
+
+/** Adapts a CounterStore to @fastify/rate-limit's store interface (a class it instantiates). */
+function rateLimitStoreClass (store: CounterStore, prefix: string): FastifyRateLimitStoreCtor {
+  const memory = store instanceof MemoryCounterStore ? store : undefined
+  return class FaultlineRateLimitStore implements FastifyRateLimitStore {
+    incr (key: string, cb: (err: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number): void {
+      if (memory !== undefined) {
+        cb(null, memory.incrSync(prefix + key, timeWindow))
+        return
+      }
+      store.incr(prefix + key, timeWindow).then((count) => cb(null, count), cb)
+    }
+
+    /** Per-route rate-limit options are refused at route registration, so there are no children. */
+    child (): FastifyRateLimitStore {
+      return this
+    }
+  }
+}
+
+/** The RLT error @fastify/rate-limit throws: the core answers it (429, the flag, the headers). */
+function rateLimitError (_request: FastifyRequest, context: errorResponseBuilderContext): FaultlineError {
+  const seconds = Math.ceil(context.ttl / 1000)
+  return new FaultlineError('RLT', {
+    headers: {
+      'retry-after': seconds,
+      'x-ratelimit-limit': context.max,
+      'x-ratelimit-remaining': 0,
+      'x-ratelimit-reset': seconds
+    }
+  })
+}
+
+async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuotaOptions): Promise<void> {
+  const settings = validateOptions(options)
+  if (Object.hasOwn(fastify, 'faultlineQuota')) {
+    throw new Error(`${PREFIX}: registered twice in the same scope; register it once per API scope`)
+  }
+  const { rateLimit, quota, failMode, keyPrefix, clock } = settings
+  const log = fastify.log
+
+  if (rateLimit === undefined && quota === undefined) {
+    // Nothing to enforce: no store, no hook.
+    fastify.decorate('faultlineQuota', { settings, rateLimitStore: undefined, quotaStore: undefined })
+    return
+  }
+  if (rateLimit !== undefined && fastify.hasDecorator('rateLimit')) {
+    throw new Error(`${PREFIX}: @fastify/rate-limit is already registered in a parent scope; ` +
+      'its decorators would shadow the one this plugin registers. Use one or the other for these routes.')
+  }
+
+  // Stores: one shared Redis store for both, or one bounded memory store each.
+  let rateLimitStore: CounterStore | undefined
+  let quotaStore: CounterStore | undefined
+  const redis = settings.redis
+  if (redis !== undefined) {
+    const client = redis.kind === 'url' ? createRedisClient(redis) : redis.client
+    const shared = new RedisCounterStore({
+      client,
+      owned: redis.kind === 'url',
+      target: redis.target,
+      onStateChange (available, reason, err) {
+        if (available) {
+          log.warn({ store_target: redis.target }, 'faultline: the rate-limit store answers again; limits are enforced')
+        } else {
+          log.error({ store_target: redis.target, reason, fail_mode: failMode, err }, failMode === 'open'
+            ? 'faultline: the rate-limit store is unavailable; requests go through unlimited (rate_limit_degraded)'
+            : 'faultline: the rate-limit store is unavailable; requests are refused (RLE)')
+        }
+      }
+    })
+    fastify.addHook('onClose', async () => { await shared.close() })
+    await shared.connect()
+    if (rateLimit !== undefined) rateLimitStore = shared
+    if (quota !== undefined) quotaStore = shared
+  } else {
+    if (rateLimit !== undefined) rateLimitStore = new MemoryCounterStore({ maxKeys: settings.cacheMax, clock })
+    if (quota !== undefined) quotaStore = new MemoryCounterStore({ maxKeys: settings.cacheMax, clock })
+  }
+  const sharedStore = rateLimitStore !== undefined && rateLimitStore === quotaStore
+  fastify.decorate('faultlineQuota', { settings, rateLimitStore, quotaStore } satisfies FaultlineQuota)
+
+  // Keys: prefix, kind, API (URI-encoded: it cannot contain ':'), then who. Two APIs never share a counter.
+  const fallbackApi = fastify.prefix === '' ? '/' : fastify.prefix
+  let lastApi: string | undefined
+  let lastNamespace = ''
+  function apiNamespace (record: FaultlineRecord | null): string {
+    const api = record?.api_name ?? fallbackApi
+    if (api !== lastApi) {
+      lastApi = api
+      lastNamespace = encodeURIComponent(api)
+    }
+    return lastNamespace
+  }
+
+  /** `c:<consumer>`, or `ip:<client ip>` when there is none (or the limit is per IP). */
+  function who (request: FastifyRequest, record: FaultlineRecord | null, byConsumer: boolean): string {
+    const consumer = byConsumer ? record?.consumer : undefined
+    return consumer !== undefined ? 'c:' + consumer : 'ip:' + normalizeIP(request.ip)
+  }
+
+  function storeFailed (record: FaultlineRecord | null, err: StoreUnavailableError, source: 'RateLimit' | 'Quota'): void {
+    if (failMode === 'closed') throw new FaultlineError('RLE', { source, target: err.target, cause: err.cause })
+    if (record !== null) record.rate_limit_degraded = true
+  }
+
+  // The rate limit: @fastify/rate-limit in a scope of its own (its decorators stay there), used
+  // through the hook it builds, which sets the x-ratelimit-* headers and throws our RLT error.
+  let rateLimitHook: preHandlerAsyncHookHandler | undefined
+  if (rateLimit !== undefined && rateLimitStore !== undefined) {
+    const byConsumer = rateLimit.key === 'consumer'
+    const Store = rateLimitStoreClass(rateLimitStore, keyPrefix + 'rl:')
+    await fastify.register(async function faultlineRateLimit (child) {
+      await child.register(rateLimitPlugin, {
+        global: false,
+        max: rateLimit.max,
+        timeWindow: rateLimit.timeWindow,
+        store: Store,
+        keyGenerator (request: FastifyRequest): string {
+          const record = request.faultline
+          return apiNamespace(record) + ':' + who(request, record, byConsumer)
+        },
+        errorResponseBuilder: rateLimitError,
+        // Store failures reach our hook as errors, where failMode decides (skipOnError would hide them).
+        skipOnError: false
+      })
+      rateLimitHook = child.rateLimit()
+    })
+  }
+
+  /** Runs the rate limit; resolves true when its store failed (failMode open: the request goes on). */
+  async function limitRate (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    try {
+      await (rateLimitHook as preHandlerAsyncHookHandler).call(fastify, request, reply)
+      return false
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err
+      storeFailed(reply.faultline, err, 'RateLimit')
+      return true
+    }
+  }
+
+  let period: PeriodWindow | undefined
+  /** Counts the request against the consumer's quota for the current period; QEX once it is used up. */
+  async function checkQuota (request: FastifyRequest, reply: FastifyReply, storeDown: boolean): Promise<void> {
+    const record = reply.faultline
+    // The same Redis just failed for the rate limit: do not wait for it a second time.
+    if (storeDown && sharedStore) return
+    const q = quota as NonNullable<QuotaSettings['quota']>
+    const now = clock()
+    if (period === undefined || now >= period.end || now < period.start) period = periodAt(q.period, now)
+    const window = period
+    const key = keyPrefix + 'q:' + apiNamespace(record) + ':' + window.id + ':' + who(request, record, true)
+    let current: number
+    try {
+      current = (await (quotaStore as CounterStore).incr(key, window.end - now + QUOTA_GRACE_MS)).current
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err
+      storeFailed(record, err, 'Quota')
+      return
+    }
+    const reset = Math.ceil((window.end - now) / 1000)
+    const remaining = current >= q.max ? 0 : q.max - current
+    reply.header('x-quota-limit', q.max)
+    reply.header('x-quota-remaining', remaining)
+    reply.header('x-quota-reset', reset)
+    if (current > q.max) {
+      throw new FaultlineError('QEX', {
+        headers: { 'x-quota-limit': q.max, 'x-quota-remaining': 0, 'x-quota-reset': reset }
+      })
+    }
+  }
+
+  async function enforceRateLimit (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    await limitRate(request, reply)
+  }
+
+  async function enforceQuota (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    await checkQuota(request, reply, false)
+  }
+
+  async function enforceBoth (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    // A request the rate limit refuses throws here and never reaches the quota.
+    const storeDown = await limitRate(request, reply)
+    await checkQuota(request, reply, storeDown)
+  }
+
+  // Route-level onRequest hooks run after the scope's hooks, so after auth has named the consumer,
+  // whatever the registration order. Routes that opt out get no hook at all.
+  fastify.addHook('onRoute', (routeOptions) => {
+    const config = routeOptions.config as { rateLimit?: unknown, quota?: unknown } | undefined
+    if (config?.rateLimit != null && config.rateLimit !== false) {
+      throw new TypeError(`${PREFIX}: route ${routeOptions.method.toString()} ${routeOptions.url}: config.rateLimit may only be false ` +
+        '(per-route rate-limit options are not supported; register another scope with its own options)')
+    }
+    const limited = rateLimitHook !== undefined && config?.rateLimit !== false
+    const counted = quota !== undefined && config?.quota !== false
+    if (!limited && !counted) return
+    const hook: onRequestAsyncHookHandler = limited ? (counted ? enforceBoth : enforceRateLimit) : enforceQuota
+    const existing = routeOptions.onRequest
+    if (existing === undefined || existing === null) routeOptions.onRequest = [hook]
+    else if (Array.isArray(existing)) routeOptions.onRequest = [...existing, hook]
+    else routeOptions.onRequest = [existing as onRequestAsyncHookHandler, hook]
+  })
+}
+
+export const faultlineQuotaPlugin: FastifyPluginAsync<FaultlineQuotaOptions> = fp(faultlineQuota, {
+  fastify: '5.x',
+  name: '@faultline/quota',
+  dependencies: ['@faultline/core']
+})

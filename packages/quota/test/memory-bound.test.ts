@@ -1,0 +1,69 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import core from '@faultline/core'
+import accessLog from '@faultline/access-log'
+import quota, { MemoryCounterStore } from '@faultline/quota'
+import { LogCapture } from '../../../test/helpers/log-capture.js'
+
+t.test('a flood of distinct client IPs never holds more than cache.max keys per store', async (t) => {
+  const log = new LogCapture()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(core)
+  await app.register(accessLog, { destination: log })
+  let stores: { rateLimit: MemoryCounterStore, quota: MemoryCounterStore } | undefined
+  await app.register(async (scope) => {
+    await scope.register(quota, {
+      rateLimit: { max: 1, timeWindow: '1 hour' },
+      quota: { max: 1, period: 'month' },
+      cache: { max: 50 }
+    })
+    scope.get('/', { config: { apiName: 'Flood' } }, async () => 'ok')
+    stores = {
+      rateLimit: scope.faultlineQuota.rateLimitStore as MemoryCounterStore,
+      quota: scope.faultlineQuota.quotaStore as MemoryCounterStore
+    }
+  })
+  await app.ready()
+  const { rateLimit, quota: quotaStore } = stores as NonNullable<typeof stores>
+  t.equal(rateLimit.maxKeys, 50)
+
+  const flood = 1000
+  let peak = 0
+  for (let i = 0; i < flood; i++) {
+    const remoteAddress = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+    const res = await app.inject({ url: '/', remoteAddress })
+    if (res.statusCode !== 200) t.fail(`request ${i} from a new address was ${res.statusCode}`)
+    peak = Math.max(peak, rateLimit.size, quotaStore.size)
+  }
+  t.equal(peak, 50, 'never more than cache.max keys, at any point of the flood')
+  t.equal(rateLimit.size, 50, 'the rate-limit store stays at its cap')
+  t.equal(quotaStore.size, 50, 'so does the quota store')
+  t.equal(rateLimit.evictions, flood - 50, 'the least recently used keys made room')
+  t.equal(quotaStore.evictions, flood - 50)
+
+  // The most recent clients are still counted.
+  const last = await app.inject({ url: '/', remoteAddress: `10.0.${((flood - 1) >> 8) & 255}.${(flood - 1) & 255}` })
+  t.equal(last.statusCode, 429)
+  const lines = await log.waitFor(flood + 1)
+  t.match(lines[flood], { status: 429, response_flag: 'RLT', response_code_details: 'rate_limited', error_source: 'RateLimit', client_ip: '10.0.3.231', api_name: 'Flood' })
+  t.equal(lines[flood].consumer, undefined)
+})
+
+t.test('MemoryCounterStore: least recently used eviction, windows that expire on the clock', async (t) => {
+  let now = 1_000_000
+  const store = new MemoryCounterStore({ maxKeys: 2, clock: () => now })
+  t.same(store.incrSync('a', 1000), { current: 1, ttl: 1000 })
+  t.same(store.incrSync('b', 1000), { current: 1, ttl: 1000 })
+  now += 400
+  t.same(store.incrSync('a', 1000), { current: 2, ttl: 600 }, 'a is now the most recently used')
+  store.incrSync('c', 1000)
+  t.equal(store.size, 2)
+  t.equal(store.evictions, 1)
+  t.same(store.incrSync('a', 1000), { current: 3, ttl: 600 }, 'a survived')
+  t.same(store.incrSync('b', 1000), { current: 1, ttl: 1000 }, 'b was evicted: it starts over')
+  now += 600
+  t.same(store.incrSync('a', 1000), { current: 1, ttl: 1000 }, "a's window ended: a new one starts")
+  await store.close()
+  t.equal(store.size, 0)
+})
