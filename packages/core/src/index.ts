@@ -14,7 +14,7 @@ export {
 } from './classify-transport-error.js'
 export type { TransportClassification, PeerCertificateSummary } from './classify-transport-error.js'
 export { classifyParserError } from './classify-parser-error.js'
-export { clientErrorHandler } from './client-error-handler.js'
+export { clientErrorHandler, frameworkErrors } from './client-error-handler.js'
 export { buildErrorBody, reasonPhrase } from './error-reply.js'
 export type { ErrorReplyBody } from './error-reply.js'
 export { resolveRequestId } from './request-id.js'

@@ -23,7 +23,7 @@ import { kDone, kExposeFlag, kReply, kRouteConfig, kStart, kStatusCode, kUpstrea
 import { FaultlineRecord, roundMs } from './record.js'
 import { resolveRequestId } from './request-id.js'
 import { classifyParserError } from './classify-parser-error.js'
-import { kParserRequestId } from './client-error-handler.js'
+import { kParserLogged, kParserRequestId } from './client-error-handler.js'
 
 /** Receives each finished record once: the access log and metrics are sinks. */
 export type RecordSink = (record: FaultlineRecord, reply: FastifyReply | null) => void
@@ -55,6 +55,12 @@ export interface FaultlineCore {
    * Sinks that buffer (the access log) wait for it on close, so that no line is lost at shutdown.
    */
   settled: (timeoutMs?: number) => Promise<void>
+  /**
+   * Answers a request that Fastify handles without running any hook or the app's error handler
+   * (see `frameworkErrors`): starts its record, sends the contract's error body, and the access
+   * line follows when the response closes.
+   */
+  reject: (request: FastifyRequest, reply: FastifyReply, error: Error) => void
   /** The settings the core was registered with. */
   readonly settings: Readonly<Required<FaultlineCoreOptions>>
 }
@@ -165,6 +171,13 @@ function classifyUnflaggedStatus (record: FaultlineRecord, status: number): void
   else applyClassification(record, { flag: 'GIE', details: 'unclassified_response' })
 }
 
+/** A request that declared a body the gateway has not read (a rejection before the body parser). */
+function hasUnreadBody (raw: FastifyRequest['raw']): boolean {
+  if (raw.complete) return false
+  const length = raw.headers['content-length']
+  return raw.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
 type ResponseWithReply = ServerResponse & { [kReply]?: FastifyReply }
 
 async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOptions): Promise<void> {
@@ -248,6 +261,11 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
   }
 
   function onRequest (request: FastifyRequest, reply: FastifyReply, next: HookHandlerDoneFunction): void {
+    startRecord(request, reply)
+    next()
+  }
+
+  function startRecord (request: FastifyRequest, reply: FastifyReply): void {
     const raw = request.raw
     const id = resolveRequestId(raw.headers[idHeader], settings.trustRequestId)
     const url = raw.url ?? '/'
@@ -269,7 +287,6 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
     const res = reply.raw as ResponseWithReply
     res[kReply] = reply
     res.once('close', onResponseClose)
-    next()
   }
 
   function onError (request: FastifyRequest, reply: FastifyReply, error: FastifyError, next: HookHandlerDoneFunction): void {
@@ -298,13 +315,16 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
     if (classification.flag === flag && classification.headers !== undefined) reply.headers(classification.headers)
     if (record[kExposeFlag]) reply.header('x-faultline-flag', flag)
     // A body the gateway will never read would leave the client stalled on a kept-alive connection.
-    if (!request.raw.complete) reply.header('connection', 'close')
+    if (hasUnreadBody(request.raw)) reply.header('connection', 'close')
     reply.code(status).type('application/json; charset=utf-8').send(buildErrorBody(flag, status, record.request_id, record[kExposeFlag]))
   }
 
   function onClientError (err: NodeJS.ErrnoException, socket: Socket): void {
     const parsed = classifyParserError(err)
     if (parsed === undefined) return
+    const marked = socket as Socket & { [kParserLogged]?: boolean }
+    if (marked[kParserLogged] === true) return
+    marked[kParserLogged] = true
     const inFlight = (socket as Socket & { _httpMessage?: ResponseWithReply | null })._httpMessage
     const reply = inFlight?.[kReply]
     if (reply?.faultline != null) {
@@ -333,6 +353,11 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
       sinks.push(sink)
     },
     settled,
+    reject (request: FastifyRequest, reply: FastifyReply, error: Error) {
+      // Fastify builds such replies from its base prototype: no `faultline` decorator, no record.
+      if (reply.faultline == null) startRecord(request, reply)
+      errorHandler(error as FastifyError, request, reply)
+    },
     settings
   } satisfies FaultlineCore)
 

@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import core, { clientErrorHandler, FaultlineError, reportFailure, type FaultlineCoreOptions, type FaultlineRecord } from '@faultline/core'
+import core, { clientErrorHandler, FaultlineError, frameworkErrors, reportFailure, type FaultlineCoreOptions, type FaultlineRecord } from '@faultline/core'
 
 interface Harness {
   app: FastifyInstance
@@ -189,12 +189,15 @@ async function listen (t: Test, app: FastifyInstance): Promise<number> {
   return (app.server.address() as net.AddressInfo).port
 }
 
-async function rawExchange (port: number, data: string): Promise<string> {
+/** Sends raw bytes; returns what came back when the server closed, or after `waitMs` if given. */
+async function rawExchange (port: number, data: string, waitMs?: number): Promise<string> {
   const socket = net.connect(port, '127.0.0.1')
   socket.write(data)
   const chunks: Buffer[] = []
   socket.on('data', (c: Buffer) => chunks.push(c))
+  const timer = waitMs === undefined ? undefined : setTimeout(() => socket.destroy(), waitMs)
   await once(socket, 'close')
+  clearTimeout(timer)
   return Buffer.concat(chunks).toString('latin1')
 }
 
@@ -261,4 +264,63 @@ t.test("with the core's clientErrorHandler, parser errors get the contract body 
   const overflow = await rawExchange(port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`)
   t.match(overflow, /^HTTP\/1.1 431 Request Header Fields Too Large\r\n/)
   t.match(JSON.parse(overflow.split('\r\n\r\n')[1]), { statusCode: 431, message: 'Request header fields too large' })
+})
+
+t.test('a client trickling on after its 408 is answered and logged once', async (t) => {
+  const records: FaultlineRecord[] = []
+  const app = Fastify({ clientErrorHandler, http: { requestTimeout: 300, connectionsCheckingInterval: 50 } })
+  await app.register(core)
+  app.faultline.addSink((record) => { records.push(record) })
+  t.teardown(() => app.close())
+  const port = await listen(t, app)
+  const socket = net.connect(port, '127.0.0.1')
+  let answer = ''
+  socket.on('data', (chunk) => { answer += String(chunk) })
+  socket.on('error', () => {})
+  for (const ch of 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: abcdefghij') {
+    if (socket.destroyed) break
+    socket.write(ch)
+    await new Promise((resolve) => setTimeout(resolve, 60))
+  }
+  socket.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.match(answer, /^HTTP\/1.1 408 Request Timeout\r\n/)
+  t.equal(answer.match(/HTTP\/1\.1/g)?.length, 1, 'one answer')
+  t.equal(records.length, 1, 'one record')
+  t.match(records[0], { response_flag: 'RTO', status: 408 })
+})
+
+t.test('frameworkErrors: a URL Fastify cannot decode is IHD invalid_path with a record, not an echo', async (t) => {
+  const records: FaultlineRecord[] = []
+  const app = Fastify({ frameworkErrors })
+  await app.register(core)
+  app.faultline.addSink((record) => { records.push(record) })
+  app.get('/api/*', async () => 'ok')
+  t.teardown(() => app.close())
+  const port = await listen(t, app)
+  const answer = await rawExchange(port, 'GET /api/%c0%ae%c0%ae/admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  for (let i = 0; i < 50 && records.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  const [head, body] = answer.split('\r\n\r\n')
+  t.match(head, /^HTTP\/1.1 400 Bad Request\r\n/)
+  t.notMatch(body, /%c0|admin/, 'the path is not echoed back')
+  const parsed = JSON.parse(body)
+  t.same(parsed, { statusCode: 400, error: 'Bad Request', message: 'The request is malformed', request_id: parsed.request_id })
+  t.match(head, new RegExp(`x-request-id: ${parsed.request_id}`, 'i'))
+  t.equal(records.length, 1)
+  t.match(records[0], { request_id: parsed.request_id, response_flag: 'IHD', response_code_details: 'invalid_path', status: 400 })
+})
+
+t.test('a rejection before the body is read closes the connection only when a body was declared', async (t) => {
+  const app = Fastify()
+  await app.register(core)
+  app.addHook('onRequest', async () => { throw new FaultlineError('AMF') })
+  app.all('/', async () => 'ok')
+  t.teardown(() => app.close())
+  const port = await listen(t, app)
+  const bodiless = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 300)
+  t.match(bodiless, /^HTTP\/1.1 401 /)
+  t.notMatch(bodiless, /\r\nconnection: close/i, 'a bodiless request keeps its connection')
+  const withBody = await rawExchange(port, 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n', 300)
+  t.match(withBody, /^HTTP\/1.1 401 /)
+  t.match(withBody, /\r\nconnection: close/i, 'an unread body closes it')
 })

@@ -2,10 +2,11 @@
  * Composes a gateway from a config: Fastify with the server settings, the core, the access log,
  * and one proxy per API under its prefix.
  */
+import type { Server as HttpServer } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
-import Fastify, { LogController, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyHttpOptions, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import pino, { type DestinationStream } from 'pino'
-import faultlineCore, { clientErrorHandler, FaultlineError } from '@faultline/core'
+import faultlineCore, { clientErrorHandler, FaultlineError, frameworkErrors } from '@faultline/core'
 import faultlineAccessLog, { type AccessLogOptions } from '@faultline/access-log'
 import faultlineProxy, { type FaultlineProxyOptions } from '@faultline/proxy'
 import faultlineAuth from '@faultline/auth'
@@ -54,6 +55,10 @@ function appLogger (logger: BuildGatewayOptions['logger']): FastifyServerOptions
   return { level: 'error', stream, ...logger } as FastifyServerOptions['logger']
 }
 
+function checkingInterval (requestTimeout: number): number {
+  return requestTimeout > 0 ? Math.max(100, Math.min(1000, Math.floor(requestTimeout / 4))) : 30_000
+}
+
 function proxyOptions (api: ApiConfig): FaultlineProxyOptions & { prefix: string } {
   const options: FaultlineProxyOptions & { prefix: string } = { prefix: api.prefix, name: api.name, upstream: api.upstream }
   if (api.methods !== undefined) options.methods = api.methods
@@ -84,17 +89,25 @@ export async function buildGateway (config: GatewayConfigInput, options: BuildGa
     // the gateway answers SHD itself (below) while it drains.
     return503OnClosing: false,
     // What Node's HTTP parser rejects gets the contract's error body and a request id.
-    clientErrorHandler
+    clientErrorHandler,
+    // ...and so does a URL Fastify cannot decode (by default answered without hooks, echoing it).
+    frameworkErrors
   }
   const tls = server.tls
   const app = (tls === undefined
-    ? Fastify(fastifyOptions)
+    ? Fastify({
+      ...fastifyOptions,
+      // Node checks request deadlines every 30 s by default, so a 1 s requestTimeout could take
+      // 31 s: check often enough for RTO to follow the setting.
+      http: { connectionsCheckingInterval: checkingInterval(server.requestTimeout) }
+    } as FastifyHttpOptions<HttpServer>)
     : Fastify({
       ...fastifyOptions,
       https: {
         cert: tls.cert,
         key: tls.key,
         ca: tls.ca,
+        connectionsCheckingInterval: checkingInterval(server.requestTimeout),
         requestCert: tls.requestCert ?? false,
         // With mTLS APIs the handshake lets every client in, so that those APIs can answer CRQ/CMM
         // (and log it); without any, a client the CA does not vouch for fails the handshake.
