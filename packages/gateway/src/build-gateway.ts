@@ -1,6 +1,6 @@
 /**
  * Composes a gateway from a config: Fastify with the server settings, the core, the access log,
- * and one proxy per API under its prefix.
+ * and per API, under its prefix: auth, rate limit and quota, circuit breaker, proxy.
  */
 import type { Server as HttpServer } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
@@ -10,6 +10,8 @@ import faultlineCore, { clientErrorHandler, FaultlineError, frameworkErrors } fr
 import faultlineAccessLog, { type AccessLogOptions } from '@faultline/access-log'
 import faultlineProxy, { type FaultlineProxyOptions } from '@faultline/proxy'
 import faultlineAuth from '@faultline/auth'
+import faultlineQuota, { createRedisClient, type FaultlineQuotaOptions } from '@faultline/quota'
+import faultlineBreaker from '@faultline/breaker'
 import underPressure from '@fastify/under-pressure'
 import {
   accessLogDefaults,
@@ -155,19 +157,45 @@ export async function buildGateway (config: GatewayConfigInput, options: BuildGa
     else done()
   })
 
+  // One Redis connection for every API's counters (their keys are namespaced per API), closed
+  // with the gateway. Connecting is lazy: a Redis that is down at start is failMode's business.
+  const redis = config.redis === undefined
+    ? undefined
+    : createRedisClient({
+      url: config.redis.url,
+      commandTimeout: config.redis.commandTimeout ?? 500,
+      connectTimeout: config.redis.connectTimeout ?? 1000
+    })
+  if (redis !== undefined) {
+    app.addHook('onClose', async () => {
+      if (redis.status !== 'ready') {
+        redis.disconnect()
+        return
+      }
+      // QUIT lets commands in flight finish.
+      await redis.quit().catch(() => { redis.disconnect() })
+    })
+  }
+
   for (const api of config.apis) {
-    const auth = api.auth
-    if (auth === undefined) {
-      await app.register(faultlineProxy, proxyOptions(api))
-    } else {
-      // Auth and proxy share one encapsulated scope under the prefix: the auth hook guards exactly
-      // this API's routes.
-      const { prefix, ...rest } = proxyOptions(api)
-      await app.register(async (scope) => {
-        await scope.register(faultlineAuth, auth)
-        await scope.register(faultlineProxy, rest)
-      }, { prefix })
-    }
+    const { prefix, ...proxy } = proxyOptions(api)
+    // Each API is one encapsulated scope under its prefix, its boundaries in the order a request
+    // meets them: who are you (auth), how much may you (quota), is the upstream up (breaker), go.
+    await app.register(async (scope) => {
+      if (api.auth !== undefined) await scope.register(faultlineAuth, api.auth)
+      if (api.rateLimit !== undefined || api.quota !== undefined) {
+        const quota: FaultlineQuotaOptions = {}
+        if (api.rateLimit !== undefined) quota.rateLimit = api.rateLimit
+        if (api.quota !== undefined) quota.quota = api.quota
+        if (redis !== undefined) quota.redis = redis
+        if (api.failMode !== undefined) quota.failMode = api.failMode
+        await scope.register(faultlineQuota, quota)
+      }
+      if (api.circuitBreaker !== undefined) {
+        await scope.register(faultlineBreaker, { name: api.name, ...api.circuitBreaker })
+      }
+      await scope.register(faultlineProxy, proxy)
+    }, { prefix })
   }
   await app.ready()
   return app

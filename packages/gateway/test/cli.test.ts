@@ -90,7 +90,7 @@ t.test('validate prints every problem to stderr and exits 1 for an invalid confi
   const lines = r.stderr.trimEnd().split('\n')
   t.match(lines[0], /gateway\.yaml: invalid configuration \(4 problems\)$/)
   t.same(lines.slice(1).map((l) => l.trim()).sort(), [
-    'apis[0].rateLimit: not supported in this version',
+    'apis[0].rateLimit.timeWindow: is required',
     'apis[0].upstream.targets[0]: must be an http(s) URL (got "ftp://x")',
     'apis[0].upstream.targets[1]: environment variable MISSING is not set',
     'server.port: must be an integer (got "80")'

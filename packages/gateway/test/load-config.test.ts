@@ -168,7 +168,7 @@ t.test('every kind of schema error names the path of the bad value', async (t) =
     ['an empty string', { server: { host: '' }, apis: [minimalApi] }, 'server.host: must not be empty (got "")'],
     ['unknown key, with a suggestion', { server: { prot: 80 }, apis: [minimalApi] }, 'server.prot: unknown key (did you mean "port"?)'],
     ['unknown top-level key', { apis: [minimalApi], severs: {} }, 'severs: unknown key (did you mean "server"?)'],
-    ['unknown key, no near match', withApi({ colour: 'red' }), 'apis[0].colour: unknown key (allowed: name, prefix, methods, bodyLimit, accessLog, exposeFlag, requireContentLength, contentTypes, schema, upstream, auth)'],
+    ['unknown key, no near match', withApi({ colour: 'red' }), 'apis[0].colour: unknown key (allowed: name, prefix, methods, bodyLimit, accessLog, exposeFlag, requireContentLength, contentTypes, schema, upstream, auth, rateLimit, quota, circuitBreaker, failMode)'],
     ['apis missing', {}, 'apis: is required'],
     ['apis empty', { apis: [] }, 'apis: must list at least one item (got [])'],
     ['apis not an array', { apis: { a: 1 } }, 'apis: must be an array (got an object)'],
@@ -234,26 +234,44 @@ t.test('every problem is listed at once', async (t) => {
   ])
 })
 
-t.test('keys of later releases are rejected as not supported in this version', async (t) => {
-  const lines = await problemLines(t, {
-    redis: { url: 'redis://127.0.0.1:6379' },
-    metrics: { enabled: true },
+t.test('rate limit, quota, breaker, failMode and redis are checked like the rest', async (t) => {
+  const good = validateConfig({
+    redis: { url: 'redis://127.0.0.1:6379', commandTimeout: 200 },
     apis: [{
       ...minimalApi,
-      rateLimit: { max: 100, timeWindow: '1 minute' },
+      rateLimit: { max: 100, timeWindow: '1 minute', key: 'ip' },
       quota: { max: 10, period: 'month' },
-      circuitBreaker: { errorThresholdPercentage: 50 },
-      failMode: 'open'
+      circuitBreaker: { errorThresholdPercentage: 50, volumeThreshold: 5, resetTimeout: 1000, capacity: 10 },
+      failMode: 'closed'
+    }]
+  })
+  t.match(good.apis[0], { rateLimit: { max: 100, timeWindow: '1 minute', key: 'ip' }, failMode: 'closed' })
+  t.same(good.redis, { url: 'redis://127.0.0.1:6379', commandTimeout: 200 })
+  const lines = await problemLines(t, {
+    redis: { url: 'http://user:hunter2@127.0.0.1:6379' },
+    apis: [{
+      ...minimalApi,
+      rateLimit: { max: 0, timeWindow: '1 fortnight' },
+      quota: { max: 10, period: 'year' },
+      circuitBreaker: { errorThresholdPercentage: 100, rollingCountTimeout: 1000, rollingCountBuckets: 3 },
+      failMode: 'shut'
     }]
   })
   t.same(lines.sort(), [
-    'apis[0].circuitBreaker: not supported in this version',
-    'apis[0].failMode: not supported in this version',
-    'apis[0].quota: not supported in this version',
-    'apis[0].rateLimit: not supported in this version',
-    'metrics: not supported in this version',
-    'redis: not supported in this version'
-  ])
+    'apis[0].circuitBreaker.errorThresholdPercentage: must be < 100 (got 100)',
+    'apis[0].circuitBreaker.rollingCountBuckets: must divide rollingCountTimeout (1000) into buckets of at least 10 ms (got 3)',
+    'apis[0].failMode: must be one of open, closed (got "shut")',
+    'apis[0].quota.period: must be one of day, week, month (got "year")',
+    'apis[0].rateLimit.max: must be >= 1 (got 0)',
+    'apis[0].rateLimit.timeWindow: must be milliseconds or a duration such as "1 minute", "30s", "2 hours" (got "1 fortnight")',
+    'redis.url: must be a redis:// or rediss:// URL (got <redacted>)'
+  ].sort())
+  t.notOk(lines.join('\n').includes('hunter2'), 'a Redis password is never echoed')
+})
+
+t.test('keys of later releases are rejected as not supported in this version', async (t) => {
+  const lines = await problemLines(t, { metrics: { enabled: true }, apis: [minimalApi] })
+  t.same(lines, ['metrics: not supported in this version'])
 })
 
 t.test('YAML syntax errors give the position, without quoting the file', async (t) => {

@@ -51,6 +51,8 @@ export function formatPath (segments: readonly PathSegment[]): string {
 
 /** Whether the value at this path is a key, a certificate, or another secret-looking setting. */
 export function isSecretPath (segments: readonly PathSegment[]): boolean {
+  // A Redis URL may carry the password.
+  if (segments[0] === 'redis' && segments[1] === 'url') return true
   for (let i = segments.length - 1; i >= 0; i--) {
     const s = segments[i]
     if (typeof s === 'string') return secretKeys.has(s)

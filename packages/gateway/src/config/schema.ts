@@ -9,6 +9,8 @@
  */
 import { recordFields } from '@faultline/core'
 import type { AuthOptions } from '@faultline/auth'
+import type { QuotaOptions, RateLimitOptions } from '@faultline/quota'
+import type { FaultlineBreakerOptions } from '@faultline/breaker'
 
 export const httpMethods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 export type HttpMethod = typeof httpMethods[number]
@@ -119,6 +121,23 @@ export interface ApiConfig {
   upstream: UpstreamConfig
   /** Authentication in front of the API (CONTRACT.md section 4): apiKey, jwt, external or mtls. */
   auth?: AuthOptions
+  /** Requests per time window (RLT 429), keyed by consumer or client IP. */
+  rateLimit?: RateLimitOptions
+  /** Requests per calendar period in UTC (QEX 403), keyed by consumer. */
+  quota?: QuotaOptions
+  /** Circuit breaker in front of the upstream (CBO 503; UOF 503 with `capacity`). */
+  circuitBreaker?: FaultlineBreakerOptions
+  /** When the shared Redis store fails: `open` (default) lets requests through, `closed` answers RLE 503. */
+  failMode?: 'open' | 'closed'
+}
+
+export interface RedisConfig {
+  /** `redis://[user:password@]host[:port][/db]` or `rediss://` (TLS). Use `${VAR}` for a password. */
+  url: string
+  /** ms a store command may take before the request goes on without it (see `failMode`). Default 500. */
+  commandTimeout?: number
+  /** ms to connect. Default 1000. */
+  connectTimeout?: number
 }
 
 /** A validated configuration, defaults applied, certificate files read into PEM strings. */
@@ -126,6 +145,8 @@ export interface GatewayConfig {
   server: ServerConfig
   accessLog: AccessLogConfig
   apis: ApiConfig[]
+  /** Share rate limits and quotas across gateway processes. Absent: in-memory, per process. */
+  redis?: RedisConfig
 }
 
 /** What `buildGateway` and `serve` accept: a `GatewayConfig` whose defaulted keys may be left out. */
@@ -133,6 +154,7 @@ export interface GatewayConfigInput {
   server?: Partial<ServerConfig>
   accessLog?: Partial<AccessLogConfig>
   apis: ApiConfig[]
+  redis?: RedisConfig
 }
 
 /** The defaults the schema applies, for code that builds a gateway from a config it did not load. */
@@ -334,6 +356,62 @@ const authSchema = {
   }))
 } as const
 
+// "100", "1 minute", "30s", "2 hours": checked in full by @faultline/quota's parseDuration.
+const duration = {
+  type: ['integer', 'string'],
+  minimum: 1,
+  pattern: '^\\s*\\d+(?:\\.\\d+)?\\s*[a-zA-Z]*\\s*$',
+  'x-error': 'must be milliseconds or a duration such as "1 minute", "30s", "2 hours"'
+} as const
+
+const rateLimitSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['max', 'timeWindow'],
+  properties: {
+    max: positiveInteger,
+    timeWindow: duration,
+    key: { type: 'string', enum: ['consumer', 'ip'] }
+  }
+} as const
+
+const quotaSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['max', 'period'],
+  properties: {
+    max: positiveInteger,
+    period: { type: 'string', enum: ['day', 'week', 'month'] },
+    key: { type: 'string', enum: ['consumer'] }
+  }
+} as const
+
+const circuitBreakerSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: nonEmptyString,
+    // Opens when the failure rate is strictly above it: 100 would never open.
+    errorThresholdPercentage: { type: 'number', minimum: 0, exclusiveMaximum: 100 },
+    volumeThreshold: positiveInteger,
+    resetTimeout: { type: 'integer', minimum: 1, maximum: 2147483647 },
+    rollingCountTimeout: { type: 'integer', minimum: 10, maximum: 2147483647 },
+    rollingCountBuckets: positiveInteger,
+    capacity: positiveInteger
+  }
+} as const
+
+const redisSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url'],
+  properties: {
+    url: { type: 'string', pattern: '^rediss?://[^\\s]+$', 'x-error': 'must be a redis:// or rediss:// URL' },
+    commandTimeout: positiveInteger,
+    connectTimeout: positiveInteger
+  }
+} as const
+
 const apiSchema = {
   type: 'object',
   additionalProperties: false,
@@ -368,10 +446,10 @@ const apiSchema = {
     schema: { type: 'object' },
     upstream: upstreamSchema,
     auth: authSchema,
-    rateLimit: unsupported,
-    quota: unsupported,
-    circuitBreaker: unsupported,
-    failMode: unsupported
+    rateLimit: rateLimitSchema,
+    quota: quotaSchema,
+    circuitBreaker: circuitBreakerSchema,
+    failMode: { type: 'string', enum: ['open', 'closed'] }
   }
 } as const
 
@@ -386,7 +464,7 @@ export const configSchema = {
     server: serverSchema,
     accessLog: accessLogSchema,
     apis: { type: 'array', minItems: 1, items: apiSchema },
-    redis: unsupported,
+    redis: redisSchema,
     metrics: unsupported
   }
 } as const

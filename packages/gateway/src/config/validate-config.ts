@@ -4,6 +4,8 @@
  * that names the path of the bad value.
  */
 import { Ajv, type ErrorObject } from 'ajv'
+import { breakerDefaults } from '@faultline/breaker'
+import { parseDuration } from '@faultline/quota'
 import {
   ConfigError,
   describeValue,
@@ -253,6 +255,20 @@ function checkSemantics (data: unknown, add: Add): void {
       else add(['apis', i, 'prefix'], `duplicate prefix: apis[${first}] has the same prefix`, api.prefix)
     }
     if (isObject(api.upstream)) checkUpstream(api.upstream, ['apis', i, 'upstream'], add)
+    if (isObject(api.rateLimit) && typeof api.rateLimit.timeWindow === 'string') {
+      const ms = parseDuration(api.rateLimit.timeWindow)
+      if (ms === undefined || ms < 1) {
+        add(['apis', i, 'rateLimit', 'timeWindow'], 'must be milliseconds or a duration such as "1 minute", "30s", "2 hours"', api.rateLimit.timeWindow)
+      }
+    }
+    const breaker = api.circuitBreaker
+    if (isObject(breaker) && breaker.rollingCountBuckets !== undefined) {
+      const windowMs = breaker.rollingCountTimeout ?? breakerDefaults.rollingCountTimeout
+      const buckets = breaker.rollingCountBuckets
+      if (Number.isInteger(windowMs) && Number.isInteger(buckets) && ((windowMs as number) % (buckets as number) !== 0 || (windowMs as number) / (buckets as number) < 10)) {
+        add(['apis', i, 'circuitBreaker', 'rollingCountBuckets'], `must divide rollingCountTimeout (${String(windowMs)}) into buckets of at least 10 ms`, buckets)
+      }
+    }
     if (isObject(api.auth) && api.auth.type === 'apiKey' && Array.isArray(api.auth.keys)) {
       api.auth.keys.forEach((entry: unknown, j: number) => {
         if (isObject(entry) && entry.key === undefined && entry.keyHash === undefined) {
