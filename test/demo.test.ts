@@ -27,7 +27,17 @@ t.test('the demo tour shows one classified line per failure, then exits cleanly'
     '/reset/reset 502 URR',
     '/garbage/garbage 502 UPE',
     '/unavailable/status/503 503 URS',
-    '/no-such-api 404 NRF'
+    '/no-such-api 404 NRF',
+    '/orders/hello 401 AMF',
+    '/orders/hello 401 AKI',
+    '/orders/hello 200 -',
+    '/orders/hello 200 -',
+    '/orders/hello 429 RLT',
+    '/orders/hello 429 RLT',
+    '/breaker/ 502 UCF',
+    '/breaker/ 502 UCF',
+    '/breaker/ 502 UCF',
+    '/breaker/ 503 CBO'
   ])
   t.match(stdout, /What to check first/)
 })

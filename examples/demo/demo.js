@@ -1,6 +1,6 @@
 // The 30-second tour: a "fault lab" of upstreams that fail on purpose (bad certificates, refused
-// port, resets, timeouts, garbage, 503), `faultline serve` in front of it, one request per failure,
-// and the access line of each, as a table. Then it keeps serving until Ctrl-C.
+// port, resets, timeouts, garbage, 503), `faultline serve` in front of it with an API key, a rate
+// limit and a circuit breaker, one request per failure, and the access line of each, as a table. Then it keeps serving until Ctrl-C.
 //
 //   npm run demo                 (installs, builds, runs this)
 //   node examples/demo/demo.js --tour-only   (exit after the tour; used by the test suite)
@@ -40,6 +40,23 @@ const apis = [
   ['unavailable', lab.urls.ok, '/status/503', 'the upstream itself answers 503']
 ]
 
+// The gateway's own boundaries: an API behind an API key with a rate limit of 2 a minute, and one
+// whose upstream is down behind a circuit breaker that opens after 3 failures.
+const demoKey = 'demo-key-0123456789'
+const guarded = [
+  '  - name: orders',
+  '    prefix: /orders',
+  `    upstream: { targets: [${lab.urls.ok}] }`,
+  '    auth:',
+  '      type: apiKey',
+  `      keys: [{ id: demo-customer, key: ${demoKey} }]`,
+  '    rateLimit: { max: 2, timeWindow: 1 minute }',
+  '  - name: breaker',
+  '    prefix: /breaker',
+  `    upstream: { targets: [${lab.urls.refused}], connectTimeout: 800 }`,
+  '    circuitBreaker: { errorThresholdPercentage: 50, volumeThreshold: 3, resetTimeout: 10000 }'
+]
+
 const yaml = [
   'server:',
   '  host: 127.0.0.1',
@@ -56,7 +73,8 @@ const yaml = [
     '      connectTimeout: 800',
     '      responseTimeout: 800',
     '      tls: { ca: ./lab-ca.pem }'
-  ])
+  ]),
+  ...guarded
 ].join('\n') + '\n'
 const configFile = join(dir, 'gateway.yaml')
 await writeFile(configFile, yaml)
@@ -102,11 +120,20 @@ process.stdout.write(`\n${bold('Faultline demo')}: a fault lab of misbehaving up
 process.stdout.write('One request per failure; each row is that request\'s access-log line.\n\n')
 process.stdout.write(bold([col('path', 26), col('code', 4), col('flag', 4), col('response_code_details', 34), col('error_source', 14), col('error_target', 16), col('ms', 8)].join(' ')) + '\n')
 
+const withKey = { 'x-api-key': demoKey }
 const tour = [...apis.map(([name, , path, what]) => ({ path: `/${name}${path}`, method: 'GET', what })),
-  { path: '/no-such-api', method: 'GET', what: 'no API has this prefix' }]
+  { path: '/no-such-api', method: 'GET', what: 'no API has this prefix' },
+  { path: '/orders/hello', method: 'GET', what: 'no API key' },
+  { path: '/orders/hello', method: 'GET', headers: { 'x-api-key': 'not-a-key-we-know' }, what: 'unknown API key' },
+  { path: '/orders/hello', method: 'GET', headers: withKey, what: 'good key, 1 of 2 a minute' },
+  { path: '/orders/hello', method: 'GET', headers: withKey, what: 'good key, 2 of 2' },
+  { path: '/orders/hello', method: 'GET', headers: withKey, what: 'good key, over the rate limit' },
+  { path: '/orders/hello', method: 'DELETE', headers: withKey, what: 'also over the limit' },
+  ...[1, 2, 3].map((n) => ({ path: '/breaker/', method: 'GET', what: `refused upstream, failure ${n} of 3` })),
+  { path: '/breaker/', method: 'GET', what: 'breaker open: answered without dialling' }]
 for (const step of tour) {
   const before = lines.length
-  const res = await fetch(address + step.path, { method: step.method })
+  const res = await fetch(address + step.path, { method: step.method, headers: step.headers })
   await res.arrayBuffer().catch(() => {})
   for (let i = 0; i < 200 && lines.length === before; i++) await new Promise((resolve) => setTimeout(resolve, 10))
   const line = lines[before]
@@ -134,6 +161,7 @@ if (tourOnly) {
   process.stdout.write(`  curl -i ${address}/expired/          # TLE, with x-faultline-flag (exposeFlag is on in this demo)\n`)
   process.stdout.write(`  curl -i ${address}/refused/          # UCF\n`)
   process.stdout.write(`  curl -i ${address}/ok/anything?q=1   # proxied, 200\n`)
+  process.stdout.write(`  curl -i -H 'x-api-key: ${demoKey}' ${address}/orders/hello   # 2 a minute, then RLT 429\n`)
   process.stdout.write('  faultline flags                      # the whole catalogue (node_modules/.bin/faultline)\n\n')
   process.once('SIGINT', () => { shutdown(0) })
   process.once('SIGTERM', () => { shutdown(0) })
