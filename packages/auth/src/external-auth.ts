@@ -24,6 +24,8 @@ import type { Authenticator, ExternalAuthOptions } from './options.js'
 const SOURCE = 'ExternalAuth'
 /** Header of an answer (allowing or denying) that names the consumer for the access log. */
 export const CONSUMER_HEADER = 'x-consumer-id'
+/** At most one warn line per this many ms while the service keeps failing (then `suppressed` counts the rest). */
+const WARNING_INTERVAL_MS = 10_000
 const FORWARDED_METHOD = 'x-forwarded-method'
 const FORWARDED_URI = 'x-forwarded-uri'
 /** The most of an answer's body the gateway reads (and throws away) before dropping the connection. */
@@ -235,9 +237,12 @@ export function createExternalAuthenticator (options: ExternalAuthOptions): Auth
   }
 
   /**
-   * EAE, after one warn line naming the service and why: the transport failure (the proxy's own
+   * EAE, after a warn line naming the service and why: the transport failure (the proxy's own
    * detection), or the status it answered. Never a header value, never the service's text.
    */
+  let lastWarning = -Infinity
+  let suppressed = 0
+
   function failure (request: FastifyRequest, reply: FastifyReply, status: number | undefined, cause: unknown): FaultlineError {
     const fields: Record<string, unknown> = { external_auth: target, request_id: reply.faultline?.request_id }
     if (status !== undefined) {
@@ -252,7 +257,16 @@ export function createExternalAuthenticator (options: ExternalAuthOptions): Auth
         fields.error_code = typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : typeof cause
       }
     }
-    request.log.warn(fields, 'faultline: external auth failed')
+    // One line per interval, not per request: a dead service under load must not flood the log.
+    const now = Date.now()
+    if (now - lastWarning >= WARNING_INTERVAL_MS) {
+      if (suppressed > 0) fields.suppressed = suppressed
+      request.log.warn(fields, 'faultline: external auth failed')
+      lastWarning = now
+      suppressed = 0
+    } else {
+      suppressed++
+    }
     return new FaultlineError('EAE', { source: SOURCE, target, cause })
   }
 

@@ -4,8 +4,9 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { isFaultlineError } from '@faultline/core'
 import { createApiKeyAuthenticator } from './api-key-auth.js'
-import { createExternalAuthenticator } from './external-auth.js'
+import { CONSUMER_HEADER, createExternalAuthenticator } from './external-auth.js'
 import { createJwtAuthenticator } from './jwt-auth.js'
 import { createMtlsAuthenticator } from './mtls-auth.js'
 import type { AuthOptions, Authenticator } from './options.js'
@@ -24,10 +25,65 @@ async function createAuthenticator (fastify: FastifyInstance, options: AuthOptio
   }
 }
 
+// Options of each type, so that a typo is an error at registration rather than a silent default.
+// Fastify's own register options may ride along.
+const common = ['type', 'prefix', 'logLevel', 'logSerializers']
+const knownOptions: Record<string, readonly string[]> = {
+  apiKey: [...common, 'header', 'queryParam', 'keys', 'lookup', 'cache'],
+  jwt: [...common, 'secret', 'publicKey', 'algorithms', 'issuer', 'audience', 'requiredClaims', 'requiredScopes', 'clockTolerance', 'claimHeaders', 'forwardToken'],
+  external: [...common, 'url', 'timeout', 'forwardHeaders', 'resultHeaders', 'cacheTtl', 'ca'],
+  mtls: [...common, 'allowedFingerprints']
+}
+
+function checkOptionNames (options: AuthOptions): void {
+  const known = knownOptions[options.type]
+  if (known === undefined) return
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) {
+      throw new TypeError(`@faultline/auth: unknown option "${name}" for type ${options.type} (known: ${known.filter((k) => !common.includes(k)).join(', ')})`)
+    }
+  }
+}
+
+/** The challenge of a 401 (RFC 9110 section 11.6.1): how the client should authenticate. */
+function challengeFor (options: AuthOptions): ((flag: string) => string) | undefined {
+  switch (options.type) {
+    case 'apiKey': {
+      const header = `ApiKey header="${(options.header ?? 'x-api-key').toLowerCase()}"`
+      return () => header
+    }
+    // RFC 6750: no error code when the request had no credential, invalid_token when it had a bad one.
+    case 'jwt': return (flag) => flag === 'AMF' || flag === 'IHD' ? 'Bearer' : 'Bearer error="invalid_token"'
+    // mTLS has no HTTP challenge (the certificate belongs to the handshake), and an external
+    // service's 401 is its own decision: neither invents one.
+    default: return undefined
+  }
+}
+
+const printable = /^[\x20-\x7e]+$/
+
 async function faultlineAuth (fastify: FastifyInstance, options: AuthOptions): Promise<void> {
   const authenticator = await createAuthenticator(fastify, options)
+  checkOptionNames(options)
+  const challenge = challengeFor(options)
   fastify.addHook('onRequest', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
-    await authenticator.authenticate(request, reply)
+    // The header that tells the upstream who the consumer is: whatever the client sent as its
+    // value is dropped before anything can trust it.
+    delete request.headers[CONSUMER_HEADER]
+    try {
+      await authenticator.authenticate(request, reply)
+    } catch (err) {
+      if (challenge !== undefined && isFaultlineError(err) && err.statusCode === 401) {
+        reply.header('www-authenticate', challenge(err.flag))
+      }
+      throw err
+    }
+    // The upstream learns who the consumer is from the gateway, unless the authenticator mapped
+    // something else to that header (claimHeaders, resultHeaders).
+    const consumer = reply.faultline?.consumer
+    if (request.headers[CONSUMER_HEADER] === undefined && consumer !== undefined && printable.test(consumer)) {
+      request.headers[CONSUMER_HEADER] = consumer
+    }
   })
   const close = authenticator.close
   if (close !== undefined) {

@@ -77,6 +77,15 @@ t.test('no key is AMF 401', async (t) => {
   const res = await call(gw, '/pay/')
   assertDenied(t, res, up, 'AMF', 401, 'auth_field_missing')
   t.equal(JSON.parse(res.body).message, 'Authorization field missing')
+  t.equal(res.headers['www-authenticate'], 'ApiKey header="x-api-key"', 'the 401 names where the key goes')
+})
+
+t.test('a client cannot choose its consumer id: the upstream gets the one the key belongs to', async (t) => {
+  const up = await upstream(t)
+  const gw = await gateway(t, up)
+  const res = await call(gw, '/pay/charges', { 'x-api-key': KEY, 'x-consumer-id': 'admin' })
+  t.equal(res.status, 200)
+  t.equal(up.headers[0]['x-consumer-id'], 'acme')
 })
 
 t.test('a malformed key is IHD 400 (category client)', async (t) => {

@@ -154,7 +154,7 @@ t.test('an allowing answer lets the request through; result headers and the cons
   t.equal(up.headers[0]['x-user-id'], 'u-42')
   t.equal(up.headers[0]['x-user-roles'], 'admin,billing')
   t.equal(up.headers[0]['x-internal-note'], undefined, 'only the listed result headers are copied')
-  t.equal(up.headers[0]['x-consumer-id'], undefined, 'x-consumer-id names the consumer; it is forwarded only when listed')
+  t.equal(up.headers[0]['x-consumer-id'], 'acme', 'the upstream learns the consumer from the gateway')
   t.same(res.warnings, [])
   assertNoSecrets(t, gw, res)
 })
@@ -326,7 +326,22 @@ t.test('a redirect or another status than 2xx, 401, 403 is EAE 503 (redirects ar
   assertUnavailable(t, gw, await call(gw, '/pay/charges'), up, service, 'unexpected_status', { status: 302 })
   t.equal(target.calls.length, 0, 'the redirect was not followed')
   status = 404
-  assertUnavailable(t, gw, await call(gw, '/pay/charges'), up, service, 'unexpected_status', { status: 404 })
+  const gw404 = await gateway(t, up, { url: service.url })
+  assertUnavailable(t, gw404, await call(gw404, '/pay/charges'), up, service, 'unexpected_status', { status: 404 })
+})
+
+t.test('a service that keeps failing gives one warn line per interval, not one per request', async (t) => {
+  const up = await upstream(t)
+  const service = await authService(t, (_req, res) => {
+    res.writeHead(500)
+    res.end()
+  })
+  const gw = await gateway(t, up, { url: service.url })
+  const statuses = []
+  for (let i = 0; i < 20; i++) statuses.push((await call(gw, '/pay/charges')).status)
+  t.same(new Set(statuses), new Set([503]))
+  t.equal(gw.log.lines.filter((l) => l.response_flag === 'EAE').length, 20, 'every request has its access line')
+  t.equal(gw.appLog.filter((l) => l.msg === 'faultline: external auth failed').length, 1, 'one app-log warning')
 })
 
 t.test('garbage that is not HTTP is EAE 503, reason upstream_protocol_error', async (t) => {

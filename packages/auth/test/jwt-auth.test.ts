@@ -127,7 +127,9 @@ t.test('a valid RS256 token passes: consumer is sub, the Authorization header st
 t.test('no Authorization header is AMF 401', async (t) => {
   const up = await upstream(t)
   const gw = await gateway(t, up)
-  assertDenied(t, gw, await call(gw), up, { flag: 'AMF', status: 401, details: 'auth_field_missing', message: 'Authorization field missing' })
+  const res = await call(gw)
+  assertDenied(t, gw, res, up, { flag: 'AMF', status: 401, details: 'auth_field_missing', message: 'Authorization field missing' })
+  t.equal(res.headers['www-authenticate'], 'Bearer', 'the 401 says how to authenticate (RFC 6750: no error code without a token)')
 })
 
 t.test('a malformed Authorization header is IHD 400 (category client), never TKI', async (t) => {
@@ -156,9 +158,11 @@ t.test('an expired token is TKE 401 and names its consumer', async (t) => {
   const up = await upstream(t)
   const gw = await gateway(t, up)
   const token = rs256(valid({ exp: now() - 60 }))
-  assertDenied(t, gw, await call(gw, bearer(token)), up, {
+  const res = await call(gw, bearer(token))
+  assertDenied(t, gw, res, up, {
     flag: 'TKE', status: 401, details: 'token_expired', message: 'The token has expired', consumer: 'user-42', token
   })
+  t.equal(res.headers['www-authenticate'], 'Bearer error="invalid_token"')
 })
 
 t.test('a token whose nbf is in the future is TKN 401, not the 500 @fastify/jwt answers', async (t) => {
@@ -398,5 +402,13 @@ t.test('a bad option fails the gateway at registration', async (t) => {
   await t.rejects(
     startGateway([{ name: 'Payments', prefix: '/pay', upstream: { targets: [up.url] }, auth: { type: 'jwt', algorithms: ['none'] } }]),
     { name: 'TypeError', message: /option "algorithms\[0\]" must be a signing algorithm/ }
+  )
+})
+
+t.test('an unknown option is refused at registration', async (t) => {
+  const up = await upstream(t)
+  await t.rejects(
+    startGateway([{ name: 'Payments', prefix: '/pay', upstream: { targets: [up.url] }, auth: { ...RS_AUTH, audiance: 'typo' } as JwtAuthOptions }]),
+    { name: 'TypeError', message: /unknown option "audiance" for type jwt/ }
   )
 })
