@@ -24,7 +24,10 @@ const parserCodes: Record<string, [string, string, number]> = {
   HPE_INVALID_URL: ['IHD', 'invalid_request_line', 400],
   HPE_INVALID_VERSION: ['IHD', 'invalid_request_line', 400],
   HPE_INVALID_HEADER_TOKEN: ['IHD', 'invalid_header', 400],
-  HPE_INVALID_CONSTANT: ['IHD', 'malformed_request', 400]
+  HPE_INVALID_CONSTANT: ['IHD', 'malformed_request', 400],
+  // The client closed its side in the middle of a request head or body: it went away, nothing is
+  // sent (a connection closed between requests ends cleanly and raises nothing).
+  HPE_INVALID_EOF_STATE: ['CDC', 'client_disconnected', 499]
 }
 
 // 'METHOD /path HTTP/1.x' at the start of what the client sent, when it is readable.

@@ -25,9 +25,9 @@ type ParserSocket = Socket & {
 export function clientErrorHandler (err: NodeJS.ErrnoException, socket: Socket): void {
   const parsed = classifyParserError(err)
   const s = socket as ParserSocket
-  // Nothing to answer: the peer is gone (ECONNRESET, EPIPE), a response already started, or this
-  // connection was answered already (a client trickling on after its 408).
-  if (parsed === undefined || !socket.writable || s._httpMessage?.headersSent === true || s[kParserRequestId] !== undefined) {
+  // Nothing to answer: the peer is gone (ECONNRESET, EPIPE, or closed mid-request: CDC), a response
+  // already started, or this connection was answered already (a client trickling on after its 408).
+  if (parsed === undefined || parsed.flag === 'CDC' || !socket.writable || s._httpMessage?.headersSent === true || s[kParserRequestId] !== undefined) {
     socket.destroy()
     return
   }

@@ -207,16 +207,16 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
     if (finished) {
       record.status = res.statusCode
       if (record.response_flag === undefined && res.statusCode >= 400) classifyUnflaggedStatus(record, res.statusCode)
-    } else if (record.response_flag === undefined) {
-      // Cut before the end: the client left, or the gateway's drain ran out of time and closed it.
-      applyClassification(record, draining ? { flag: 'SHD' } : { flag: 'CDC' })
-      record.status = draining ? 503 : 499
-    } else if (res.headersSent) {
-      // Cut after the status went out (upstream reset or timeout mid-body): keep the flag.
-      record.status = res.statusCode
-      record.response_truncated = true
     } else {
-      record.status = record.response_flag === 'CDC' ? 499 : (record[kStatusCode] ?? 499)
+      // Cut before the end. No flag yet: the client left, or the gateway's drain ran out of time
+      // and closed it.
+      if (record.response_flag === undefined) applyClassification(record, { flag: draining ? 'SHD' : 'CDC' })
+      // The status line already went out: the line says the body was cut.
+      if (res.headersSent) record.response_truncated = true
+      if (record.response_flag === 'CDC') record.status = 499
+      // A failure after the status went out (upstream reset or timeout mid-body) keeps that status.
+      else if (res.headersSent) record.status = res.statusCode
+      else record.status = record[kStatusCode] ?? 499
     }
     const upstreamStart = record[kUpstreamStart]
     if (record.upstream_latency === undefined && upstreamStart !== undefined) {

@@ -290,6 +290,37 @@ t.test('a client trickling on after its 408 is answered and logged once', async 
   t.match(records[0], { response_flag: 'RTO', status: 408 })
 })
 
+t.test('a client that closes its side mid-head or mid-body is CDC 499 and gets no answer, not IHD', async (t) => {
+  const records: FaultlineRecord[] = []
+  const app = Fastify({ clientErrorHandler })
+  await app.register(core)
+  app.faultline.addSink((record) => { records.push(record) })
+  app.post('/up', async () => 'ok')
+  t.teardown(() => app.close())
+  const port = await listen(t, app)
+  const cases = [
+    ['mid-head', 'GET /x HTTP/1.1\r\nHost: x\r\nX-Half', '-'],
+    ['mid-body', 'POST /up HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly ten..', '/up']
+  ]
+  for (const [name, partial, path] of cases) {
+    const before = records.length
+    const socket = net.connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    let answer = ''
+    socket.on('data', (chunk) => { answer += String(chunk) })
+    await once(socket, 'connect')
+    socket.write(partial)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    socket.end() // Node's parser reports the early end as HPE_INVALID_EOF_STATE
+    await once(socket, 'close')
+    for (let i = 0; i < 50 && records.length === before; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.equal(answer, '', `${name}: nothing is sent (the socket could still read)`)
+    t.equal(records.length, before + 1, `${name}: one record`)
+    t.match(records[before], { response_flag: 'CDC', response_code_details: 'client_disconnected', error_source: 'Client', status: 499, path }, name)
+  }
+})
+
 t.test('frameworkErrors: a URL Fastify cannot decode is IHD invalid_path with a record, not an echo', async (t) => {
   const records: FaultlineRecord[] = []
   const app = Fastify({ frameworkErrors })

@@ -64,6 +64,10 @@ export async function serve (config: GatewayConfigInput, options: ServeOptions =
       stderr.write(`faultline: requests still in flight after ${drainTimeout} ms, closing their connections\n`)
       app.server.closeAllConnections()
     }, drainTimeout)
+    // Node closes idle keep-alive connections once, when the close starts: a connection whose
+    // request finishes during the drain would stay open (and hold the close) until drainTimeout.
+    const idle = setInterval(() => app.server.closeIdleConnections(), 50)
+    idle.unref()
     let code = 0
     try {
       await app.close()
@@ -72,6 +76,7 @@ export async function serve (config: GatewayConfigInput, options: ServeOptions =
       code = 1
     } finally {
       clearTimeout(timer)
+      clearInterval(idle)
       removeSignalHandlers()
     }
     resolveClosed(code)
