@@ -21,6 +21,15 @@ interface KnownKey {
   revoked: boolean
 }
 
+/** A query-string name or value as form decoding reads it; undefined when its escapes are broken. */
+function decodeQueryPart (part: string): string | undefined {
+  try {
+    return decodeURIComponent(part.replace(/\+/g, ' '))
+  } catch {
+    return undefined
+  }
+}
+
 export function hashApiKey (key: string): string {
   return createHash('sha256').update(key).digest('hex')
 }
@@ -118,18 +127,30 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
     return value
   }
 
-  /** Takes the key out of the query string (it must reach neither the upstream nor a log). */
+  /**
+   * Takes the key out of the query string (it must reach neither the upstream nor a log). The other
+   * parameters keep their exact bytes: re-encoding them would break signed URLs.
+   */
   function takeFromQuery (request: FastifyRequest): string | undefined {
     if (queryParam === undefined) return undefined
     const url = request.raw.url ?? '/'
     const q = url.indexOf('?')
     if (q === -1) return undefined
-    const params = new URLSearchParams(url.slice(q + 1))
-    const values = params.getAll(queryParam)
+    const values: string[] = []
+    const kept: string[] = []
+    for (const pair of url.slice(q + 1).split('&')) {
+      const eq = pair.indexOf('=')
+      if (decodeQueryPart(eq === -1 ? pair : pair.slice(0, eq)) === queryParam) {
+        values.push(eq === -1 ? '' : decodeQueryPart(pair.slice(eq + 1)) ?? '')
+      } else {
+        kept.push(pair)
+      }
+    }
     if (values.length === 0) return undefined
-    params.delete(queryParam)
-    const rest = params.toString()
-    request.raw.url = url.slice(0, q) + (rest === '' ? '' : '?' + rest)
+    request.raw.url = url.slice(0, q) + (kept.length === 0 ? '' : '?' + kept.join('&'))
+    // Handlers of the same app read the parsed query: the key leaves it too.
+    const query = request.query as Record<string, unknown> | undefined
+    if (query !== null && typeof query === 'object') delete query[queryParam]
     return values.length === 1 ? values[0] : values.join(', ')
   }
 

@@ -128,6 +128,10 @@ t.test('a key in the query parameter works and is removed before proxying and lo
   t.equal(up.urls[0], '/charges?limit=2&sort=asc')
   t.equal(res.line.path, '/pay/charges')
   t.notMatch(JSON.stringify(gw.log.lines), /sk_live/)
+  // The other parameters keep their exact bytes (a signed URL stays valid); an encoded name is found.
+  const signed = await call(gw, `/pay/charges?q=a%20b&flag&api%5Fkey=${KEY}&sig=x%2By+z`)
+  t.equal(signed.status, 200)
+  t.equal(up.urls[1], '/charges?q=a%20b&flag&sig=x%2By+z')
 })
 
 t.test('a lookup function finds keys by hash and its answers are cached', async (t) => {
