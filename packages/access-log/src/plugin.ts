@@ -55,7 +55,16 @@ function openDestination (destination: AccessLogOptions['destination'], sync: bo
   throw new TypeError(`@faultline/access-log: option "destination" must be "stdout", "stderr", a file path or a stream, got ${JSON.stringify(destination)}`)
 }
 
-type SonicBoomLike = DestinationStream & { flushSync?: () => void, reopen?: () => void, end?: () => void, fd?: number }
+type SonicBoomLike = DestinationStream & {
+  flushSync?: () => void
+  reopen?: () => void
+  end?: () => void
+  fd?: number
+  once?: (event: string, listener: () => void) => unknown
+}
+
+/** ms close waits for a file's last write to land before giving up on it. */
+const FILE_CLOSE_TIMEOUT_MS = 2000
 
 async function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogOptions): Promise<void> {
   for (const name of ['enabled', 'sync'] as const) {
@@ -124,7 +133,17 @@ async function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogO
     flush()
     if (file) {
       process.off('SIGHUP', reopen)
-      dest.end?.()
+      // flushSync cannot flush while an asynchronous write is under way; end() finishes it and then
+      // closes the file. Wait for that, so that close() resolves with every line on disk.
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          dest.once?.('close', resolve)
+          dest.end?.()
+        }),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, FILE_CLOSE_TIMEOUT_MS) })
+      ])
+      clearTimeout(timer)
     }
   })
 }

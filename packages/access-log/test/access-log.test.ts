@@ -154,3 +154,19 @@ t.test('a file destination is appended to, reopened on SIGHUP, and flushed on cl
   t.equal(JSON.parse(current[0]).msg, 'access')
   t.equal(process.listenerCount('SIGHUP'), sighupListeners, 'the SIGHUP handler is removed on close')
 })
+
+t.test('close resolves with every line on disk, also while an asynchronous write is under way', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-log-'))
+  const file = join(dir, 'access.log')
+  const app = Fastify()
+  await app.register(core)
+  await app.register(accessLog, { destination: file })
+  app.get('/', async () => 'ok')
+  await app.ready()
+  // Enough lines that SonicBoom is mid-write when close starts.
+  const n = 3000
+  await Promise.all(Array.from({ length: n }, async (_, i) => await app.inject(`/?n=${i}`)))
+  await app.close()
+  const lines = (await readFile(file, 'utf8')).trim().split('\n')
+  t.equal(lines.length, n, 'no line lost at close')
+})
