@@ -1,8 +1,8 @@
 // Installs the workspace (pnpm through npx, no global install) and builds every package.
 // Idempotent and quick when nothing changed: the README's demo and test commands call it first.
 // With --test it also makes sure the system tools the test suite uses are there (redis-server,
-// iproute2, unshare), installing them with apt-get when it can (root on Debian); the tests that
-// need them fail with a clear message otherwise.
+// prometheus and promtool, chromium, iproute2, unshare), installing them with apt-get when it can (root on
+// Debian); the tests that need them fail with a clear message otherwise.
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 
@@ -24,6 +24,8 @@ function has (command) {
 if (process.argv.includes('--test')) {
   const packages = new Set()
   if (!has('redis-server')) packages.add('redis-server')
+  if (!has('chromium')) packages.add('chromium')
+  if (!has('prometheus') || !has('promtool')) packages.add('prometheus')
   if (!has('ip') || !has('ss')) packages.add('iproute2')
   if (!has('unshare')) packages.add('util-linux')
   if (packages.size > 0) {

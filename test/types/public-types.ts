@@ -4,6 +4,7 @@ import Fastify from 'fastify'
 import core, { FaultlineError, reportFailure, type FaultlineRecord } from '@faultline/core'
 import accessLog from '@faultline/access-log'
 import proxy from '@faultline/proxy'
+import { renderReport, summarise } from '@faultline/gateway/report'
 
 const app = Fastify()
 await app.register(core, { exposeFlag: true, trustRequestId: false })
@@ -35,3 +36,13 @@ app.faultline.addSink((record: string) => record)
 const error = new FaultlineError('TLE', { details: 'tls_certificate_expired', fields: { tls_cert_expiry: '2021-01-01T00:00:00.000Z' } })
 export const code: string = error.flag
 export const status: number = error.statusCode
+
+// The access-log report (@faultline/gateway/report).
+const summary = await summarise({ inputs: ['access.log'], format: 'json', top: 10, by: 'day' }, { stderr: process.stderr })
+export const firstCheck: string | undefined = summary.flags[0]?.check
+export const upstreamP99: number | undefined = summary.flags[0]?.latency.upstream?.p99
+export const html: string = renderReport(summary, 'html')
+// @ts-expect-error formats are table, md, csv, json and html
+renderReport(summary, 'pdf')
+// @ts-expect-error --by takes a known dimension
+await summarise({ inputs: [], format: 'table', top: 10, by: 'minute' }, { stderr: process.stderr })

@@ -286,7 +286,8 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
     reply.header(idHeader, id)
     const res = reply.raw as ResponseWithReply
     res[kReply] = reply
-    res.once('close', onResponseClose)
+    // `on`, not `once`: no wrapper allocated per request; the handler clears its slot on first run.
+    res.on('close', onResponseClose)
   }
 
   function onError (request: FastifyRequest, reply: FastifyReply, error: FastifyError, next: HookHandlerDoneFunction): void {

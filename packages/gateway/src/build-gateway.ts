@@ -12,6 +12,7 @@ import faultlineProxy, { type FaultlineProxyOptions } from '@faultline/proxy'
 import faultlineAuth from '@faultline/auth'
 import faultlineQuota, { createRedisClient, type FaultlineQuotaOptions } from '@faultline/quota'
 import faultlineBreaker from '@faultline/breaker'
+import faultlineMetrics, { type FaultlineMetricsOptions } from '@faultline/metrics'
 import underPressure from '@fastify/under-pressure'
 import {
   accessLogDefaults,
@@ -79,6 +80,10 @@ function proxyOptions (api: ApiConfig): FaultlineProxyOptions & { prefix: string
  */
 export async function buildGateway (config: GatewayConfigInput, options: BuildGatewayOptions = {}): Promise<FastifyInstance> {
   const server = resolveServerConfig(config)
+  const metricsPort = config.metrics?.port
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === server.port) {
+    throw new Error(`metrics.port ${metricsPort} is the gateway's own port (server.port): give the metrics another port, or leave it out to serve them on the gateway's port`)
+  }
   const accessLog = withDefaults<AccessLogConfig>(accessLogDefaults, config.accessLog)
 
   const fastifyOptions: FastifyServerOptions = {
@@ -125,6 +130,18 @@ export async function buildGateway (config: GatewayConfigInput, options: BuildGa
   }
   if (accessLog.fields !== undefined) accessLogOptions.fields = accessLog.fields
   await app.register(faultlineAccessLog, accessLogOptions)
+
+  // Metrics: registered before the APIs, whose routes tell it each API's breaker and balancer.
+  const metrics = config.metrics
+  if (metrics !== undefined && metrics.enabled !== false) {
+    const metricsOptions: FaultlineMetricsOptions = { processMetrics: true }
+    if (metrics.path !== undefined) metricsOptions.path = metrics.path
+    if (metrics.port !== undefined) {
+      metricsOptions.port = metrics.port
+      metricsOptions.host = server.host
+    }
+    await app.register(faultlineMetrics, metricsOptions)
+  }
 
   // Load shedding: when a threshold is crossed, new requests get OVL 503 with Retry-After.
   const shedding = server.loadShedding

@@ -3,18 +3,25 @@
  * Exit codes: 0 ok, 1 invalid config or runtime failure, 2 usage error.
  */
 import { readFileSync } from 'node:fs'
+import type { Readable } from 'node:stream'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { flagList, type FlagDefinition } from '@faultline/core'
 import { ConfigError } from './config/config-error.js'
-import { loadConfig } from './config/load-config.js'
-import { serve } from './serve.js'
+import { InputError } from './report/read-input.js'
+import { parseReportOptions, ReportUsageError } from './report/report-options.js'
+import { runReport } from './report/run-report.js'
 
 export interface CliIo {
   stdout?: { write: (text: string) => unknown }
   stderr?: { write: (text: string) => unknown }
   /** Environment for `${NAME}` in the config. Default `process.env`. */
   env?: NodeJS.ProcessEnv
+  /** What `report` reads for `-` or when given no file. Default `process.stdin`. */
+  stdin?: Readable
 }
+
+/** The io with defaults, except stdin: only `report` touches it (process.stdin is created on first use). */
+type FullIo = Required<Omit<CliIo, 'stdin'>> & Pick<CliIo, 'stdin'>
 
 const EXIT_OK = 0
 const EXIT_FAILURE = 1
@@ -28,7 +35,9 @@ Commands:
                            SIGTERM/SIGINT drain in-flight requests and exit 0
   validate --config FILE   check a config file; prints "ok: N APIs", or every problem and exits 1
   flags [--json]           print the response-flag catalogue (--json: as a JSON array)
-  report FILE...           summarise access logs (not implemented yet)
+  report [FILE...]         summarise access logs (NDJSON, .gz too; none or "-": stdin):
+                           totals, who to page, top flags with their first check, targets,
+                           latency, the error timeline; "faultline report --help" for options
   help                     print this help
 
 Options:
@@ -39,10 +48,45 @@ Options:
 Exit codes: 0 ok, 1 invalid config or failure, 2 usage error.
 `
 
+const REPORT_USAGE = `Usage: faultline report [options] [FILE...]
+
+Reads access-log lines (NDJSON; gzip is detected; no FILE or "-" reads stdin) and prints a summary:
+totals and error rate, errors by side (who to page), category and source, the top flags with
+their first check, the top error targets, upstream vs gateway latency, the error timeline.
+Malformed lines and lines that are not access lines are counted, never fatal.
+
+Options:
+  --since TIME             only requests at or after TIME
+  --until TIME             only requests before TIME
+                           TIME: 2026-11-23, 2026-11-23T10:00 (UTC unless a zone is given),
+                           2026-11 (a month), epoch ms, or a duration back from now: 30m, 2h, 7d
+  --api NAME               only this API (api_name); repeat for several
+  --by DIMENSION           a breakdown table by flag, source (error_source), category, side,
+                           api, target, hour or day (instead of the full summary in table/md)
+  -f, --format FORMAT      table (default), md, csv (the breakdown; by flag unless --by),
+                           json, html (one self-contained file, printable)
+  -o, --out FILE           write to FILE (the format follows its extension unless --format)
+  --top N                  rows in the flag, target and API tables (default 10)
+  -h, --help               print this help
+
+Exit codes: 0 ok, 1 an input is missing or could not be read to the end, 2 usage error.
+`
+
 class UsageError extends Error {}
 
 const configOptions = {
   config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' }
+} as const satisfies ParseArgsConfig['options']
+
+const reportOptions = {
+  since: { type: 'string' },
+  until: { type: 'string' },
+  api: { type: 'string', multiple: true },
+  by: { type: 'string' },
+  format: { type: 'string', short: 'f' },
+  out: { type: 'string', short: 'o' },
+  top: { type: 'string' },
   help: { type: 'boolean', short: 'h' }
 } as const satisfies ParseArgsConfig['options']
 
@@ -104,7 +148,14 @@ export function formatFlagTable (list: readonly FlagDefinition[] = flagList): st
   return out
 }
 
-async function runValidate (file: string, io: Required<CliIo>): Promise<number> {
+// The config loader and the gateway load Fastify, the plugins and Ajv (about a second): imported
+// when a command needs them, so that `flags` and `report` start at once.
+async function loadConfig (file: string, env: NodeJS.ProcessEnv): ReturnType<typeof import('./config/load-config.js').loadConfig> {
+  const { loadConfig } = await import('./config/load-config.js')
+  return await loadConfig(file, env)
+}
+
+async function runValidate (file: string, io: FullIo): Promise<number> {
   try {
     const config = await loadConfig(file, io.env)
     const n = config.apis.length
@@ -119,7 +170,7 @@ async function runValidate (file: string, io: Required<CliIo>): Promise<number> 
   }
 }
 
-async function runServe (file: string, io: Required<CliIo>): Promise<number> {
+async function runServe (file: string, io: FullIo): Promise<number> {
   let config
   try {
     config = await loadConfig(file, io.env)
@@ -130,11 +181,30 @@ async function runServe (file: string, io: Required<CliIo>): Promise<number> {
     }
     throw err
   }
+  const { serve } = await import('./serve.js')
   const running = await serve(config, { stderr: io.stderr })
   return await running.closed
 }
 
-async function run (argv: string[], io: Required<CliIo>): Promise<number> {
+async function runReportCommand (args: string[], io: FullIo): Promise<number> {
+  const { values, positionals } = parse('report', args, reportOptions)
+  if (values.help === true) {
+    io.stdout.write(REPORT_USAGE)
+    return EXIT_OK
+  }
+  try {
+    return await runReport(parseReportOptions(values, positionals), io)
+  } catch (err) {
+    if (err instanceof ReportUsageError) throw new UsageError(`report: ${err.message}`)
+    if (err instanceof InputError) {
+      io.stderr.write(`faultline report: ${err.message}\n`)
+      return EXIT_FAILURE
+    }
+    throw err
+  }
+}
+
+async function run (argv: string[], io: FullIo): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case undefined:
@@ -170,8 +240,7 @@ async function run (argv: string[], io: Required<CliIo>): Promise<number> {
       return EXIT_OK
     }
     case 'report':
-      io.stderr.write('faultline report: not implemented yet (see issue 8)\n')
-      return EXIT_USAGE
+      return await runReportCommand(rest, io)
     default:
       throw new UsageError(command.startsWith('-') ? `unknown option ${command}` : `unknown command "${command}"`)
   }
@@ -179,10 +248,11 @@ async function run (argv: string[], io: Required<CliIo>): Promise<number> {
 
 /** Runs the command line; resolves with the exit code. */
 export async function main (argv: string[], io: CliIo = {}): Promise<number> {
-  const full: Required<CliIo> = {
+  const full: FullIo = {
     stdout: io.stdout ?? process.stdout,
     stderr: io.stderr ?? process.stderr,
-    env: io.env ?? process.env
+    env: io.env ?? process.env,
+    stdin: io.stdin
   }
   try {
     return await run(argv, full)

@@ -14,6 +14,7 @@ export type {
   UpstreamConfig,
   UpstreamTlsConfig,
   HealthCheckConfig,
+  MetricsConfig,
   HttpMethod,
   TlsVersion
 } from './config/schema.js'

@@ -136,9 +136,10 @@ t.test('help prints the usage to stdout and exits 0', async (t) => {
   }
 })
 
-t.test('report is not implemented yet', async (t) => {
-  const r = await run(['report', 'access.log'])
-  t.same(r, { code: 2, stdout: '', stderr: 'faultline report: not implemented yet (see issue 8)\n' })
+t.test('report is a command (its behaviour: report-*.test.ts)', async (t) => {
+  const r = await run(['report', '/nonexistent/access.log'])
+  t.same(r, { code: 1, stdout: '', stderr: 'faultline report: cannot read /nonexistent/access.log: no such file\n' })
+  t.match((await run(['help'])).stdout, /^ {2}report \[FILE\.\.\.\] +summarise access logs/m)
 })
 
 t.test('--version prints the package version', async (t) => {

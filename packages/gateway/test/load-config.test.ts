@@ -269,9 +269,16 @@ t.test('rate limit, quota, breaker, failMode and redis are checked like the rest
   t.notOk(lines.join('\n').includes('hunter2'), 'a Redis password is never echoed')
 })
 
-t.test('keys of later releases are rejected as not supported in this version', async (t) => {
-  const lines = await problemLines(t, { metrics: { enabled: true }, apis: [minimalApi] })
-  t.same(lines, ['metrics: not supported in this version'])
+t.test('metrics: enabled, port and path are checked; other keys are refused', async (t) => {
+  const lines = await problemLines(t, { metrics: { enabled: 'yes', port: 70000, path: 'metrics', scrape: true }, apis: [minimalApi] })
+  t.same(lines.sort(), [
+    'metrics.enabled: must be a boolean (got "yes")',
+    'metrics.path: must be a path that starts with "/" (letters, digits, "-", "_", ".", "~", "/") (got "metrics")',
+    'metrics.port: must be <= 65535 (got 70000)',
+    'metrics.scrape: unknown key (allowed: enabled, port, path)'
+  ].sort())
+  const config = await loadConfig(join(t.testdir({ 'gateway.json': JSON.stringify({ metrics: { port: 9464 }, apis: [minimalApi] }) }), 'gateway.json'), {})
+  t.same(config.metrics, { port: 9464 })
 })
 
 t.test('YAML syntax errors give the position, without quoting the file', async (t) => {

@@ -132,10 +132,16 @@ t.test('load shedding answers OVL 503 with Retry-After while the event loop lags
   await app.listen({ host: '127.0.0.1', port: 0 })
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
   t.equal((await get(`${base}/hello/x`)).status, 200)
-  // Block the event loop well past the threshold, as a CPU-bound hot path would.
-  const busyUntil = Date.now() + 200
-  while (Date.now() < busyUntil) { /* busy */ }
-  const shed = await get(`${base}/hello/x`)
+  // Block the event loop well past the threshold, as a CPU-bound hot path would. (On a loaded
+  // machine the sampler may miss one block: a few tries, bounded.)
+  let shed = { status: 0, headers: {}, body: '' } as Awaited<ReturnType<typeof get>>
+  let served = 1
+  for (let i = 0; i < 5 && shed.status !== 503; i++) {
+    const busyUntil = Date.now() + 200
+    while (Date.now() < busyUntil) { /* busy */ }
+    shed = await get(`${base}/hello/x`)
+    if (shed.status === 200) served++
+  }
   t.equal(shed.status, 503)
   t.equal(shed.headers['retry-after'], '3')
   t.equal(JSON.parse(shed.body).message, 'The gateway is overloaded')
@@ -143,11 +149,12 @@ t.test('load shedding answers OVL 503 with Retry-After while the event loop lags
   for (let i = 0; i < 20 && status !== 200; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100))
     status = (await get(`${base}/hello/x`)).status
+    if (status === 200) served++
   }
   t.equal(status, 200, 'served again once the loop is idle')
-  await until(() => log.lines.length >= 3)
-  t.match(log.lines[1], { status: 503, response_flag: 'OVL', response_code_details: 'gateway_overloaded', error_source: 'LoadShedding', error_category: 'gateway' })
-  t.same(upstream.paths, ['/x', '/x'], 'the shed request never reached the upstream')
+  await until(() => log.lines.some((l) => l.response_flag === 'OVL'))
+  t.match(log.lines.find((l) => l.response_flag === 'OVL'), { status: 503, response_flag: 'OVL', response_code_details: 'gateway_overloaded', error_source: 'LoadShedding', error_category: 'gateway' })
+  t.equal(upstream.paths.length, served, 'the shed requests never reached the upstream')
 })
 
 t.test('a path outside every API is NRF, and exposeFlag shows the flag', async (t) => {

@@ -25,11 +25,24 @@ import { validateProxyOptions, type ProxySettings } from './validate-options.js'
 import { buildVerifyingConnector } from './verifying-connector.js'
 import { decideRetry, type RetryRequest } from './retry-policy.js'
 import { checkRequestHead, compileSchema, prepareBody, type BodyPolicy } from './request-body.js'
+import { UpstreamCancel } from './upstream-cancel.js'
+
+/** A read-only view of the API's balancer (metrics, health endpoints): decorated in the proxy's scope. */
+export interface FaultlineTargets {
+  /** The API's name. */
+  readonly apiName: string
+  /** Each target's `host:port` and whether the balancer considers it healthy now. */
+  list: () => ReadonlyArray<{ readonly address: string, readonly healthy: boolean }>
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The upstream target chosen for this request by the proxy. */
     faultlineUpstream: Target | null
+  }
+  interface FastifyInstance {
+    /** The balancer of the proxy registered in this scope (visible to its routes and their hooks). */
+    faultlineTargets: FaultlineTargets
   }
 }
 
@@ -37,7 +50,7 @@ const kFailed = Symbol('faultline.proxy.failed')
 const kAbort = Symbol('faultline.proxy.abort')
 const kReply = Symbol('faultline.proxy.reply')
 
-type ProxiedRecord = FaultlineRecord & { [kFailed]?: boolean, [kAbort]?: AbortController }
+type ProxiedRecord = FaultlineRecord & { [kFailed]?: boolean, [kAbort]?: UpstreamCancel }
 type HeadersWithReply = IncomingHttpHeaders & { [kReply]?: FastifyReply }
 type StreamWithReply = Readable & { [kReply]?: FastifyReply }
 type ResponseWithReply = ServerResponse & { [kReply]?: FastifyReply }
@@ -64,7 +77,8 @@ function stripHopByHop (headers: IncomingHttpHeaders): IncomingHttpHeaders {
       if (key !== '') delete headers[key]
     }
   }
-  for (const name of HOP_BY_HOP) delete headers[name]
+  // Deleting an absent key still costs (and can slow the object down): delete only what is there.
+  for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name]
   return headers
 }
 
@@ -98,7 +112,8 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
         const record = reply.faultline as ProxiedRecord | null
         if (record !== null) {
           record.upstream_attempts = (record.upstream_attempts ?? 0) + 1
-          opts.signal = record[kAbort]?.signal
+          // An EventEmitter-like signal, which undici accepts (see upstream-cancel.ts).
+          opts.signal = record[kAbort] as unknown as Dispatcher.RequestOptions['signal']
         }
       }
       agent.request(opts, callback)
@@ -244,10 +259,11 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
     const record = reply.faultline as ProxiedRecord | null
     if (record !== null) {
       record.upstream_addr = target.address
-      record[kAbort] = new AbortController()
+      record[kAbort] = new UpstreamCancel()
       const res = reply.raw as ResponseWithReply
       res[kReply] = reply
-      res.once('close', onClientClose)
+      // `on`, not `once`: no wrapper per request; the handler runs once (it clears its own slot).
+      res.on('close', onClientClose)
     }
     ;(request as FastifyRequest & { [kReply]?: FastifyReply })[kReply] = reply
     try {
@@ -265,6 +281,10 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
   }
 
   fastify.decorateRequest('faultlineUpstream', null)
+  fastify.decorate('faultlineTargets', {
+    apiName: settings.name,
+    list: () => balancer.targets.map((t) => ({ address: t.address, healthy: t.healthy }))
+  } satisfies FaultlineTargets)
   fastify.register(replyFrom, { undici: dispatcher as unknown as { request: Dispatcher['request'] }, disableRequestLogging: true })
 
   const bodyPolicy: BodyPolicy = {

@@ -140,6 +140,15 @@ export interface RedisConfig {
   connectTimeout?: number
 }
 
+export interface MetricsConfig {
+  /** Serve the Prometheus exposition. Default true when the `metrics` section is present. */
+  enabled?: boolean
+  /** Its own port on `server.host` (recommended); 0 = any free port. Absent: served on the gateway's port. */
+  port?: number
+  /** Default `/metrics`. */
+  path?: string
+}
+
 /** A validated configuration, defaults applied, certificate files read into PEM strings. */
 export interface GatewayConfig {
   server: ServerConfig
@@ -147,6 +156,8 @@ export interface GatewayConfig {
   apis: ApiConfig[]
   /** Share rate limits and quotas across gateway processes. Absent: in-memory, per process. */
   redis?: RedisConfig
+  /** Prometheus metrics (@faultline/metrics). Absent: off. */
+  metrics?: MetricsConfig
 }
 
 /** What `buildGateway` and `serve` accept: a `GatewayConfig` whose defaulted keys may be left out. */
@@ -155,6 +166,7 @@ export interface GatewayConfigInput {
   accessLog?: Partial<AccessLogConfig>
   apis: ApiConfig[]
   redis?: RedisConfig
+  metrics?: MetricsConfig
 }
 
 /** The defaults the schema applies, for code that builds a gateway from a config it did not load. */
@@ -174,9 +186,6 @@ export const accessLogDefaults: Readonly<Omit<AccessLogConfig, 'fields'>> = Obje
 
 /** Config keys whose values are secrets or PEM files: never echoed in an error. */
 export const secretKeys: ReadonlySet<string> = new Set(['key', 'cert', 'passphrase', 'password', 'secret', 'token', 'pfx', 'keyHash'])
-
-// A key of the contract that a later release adds (redis, metrics, auth, rateLimit, ...).
-const unsupported = { 'x-unsupported': true, not: {} } as const
 
 const positiveInteger = { type: 'integer', minimum: 1 } as const
 const nonEmptyString = { type: 'string', minLength: 1 } as const
@@ -465,6 +474,14 @@ export const configSchema = {
     accessLog: accessLogSchema,
     apis: { type: 'array', minItems: 1, items: apiSchema },
     redis: redisSchema,
-    metrics: unsupported
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        port: { type: 'integer', minimum: 0, maximum: 65535 },
+        path: { type: 'string', pattern: '^/[\\w\\-./~]*$', 'x-error': 'must be a path that starts with "/" (letters, digits, "-", "_", ".", "~", "/")' }
+      }
+    }
   }
 } as const

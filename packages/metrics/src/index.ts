@@ -1,0 +1,7 @@
+export { faultlineMetricsPlugin as default, faultlineMetricsPlugin } from './plugin.js'
+export type { FaultlineMetrics } from './plugin.js'
+export type { FaultlineMetricsOptions } from './options.js'
+export { defaultBuckets } from './duration.js'
+export { metricNames } from './prometheus.js'
+export { instrumentNames } from './opentelemetry.js'
+export { methods, statusClasses, flagCodes, errorSources } from './label-values.js'
