@@ -52,6 +52,11 @@ export async function serve (config: GatewayConfigInput, options: ServeOptions =
   }
   const url = listeningUrl(app, server.tls !== undefined)
   stderr.write(`faultline listening on ${url}\n`)
+  const metricsAt = app.hasDecorator('faultlineMetrics') ? app.faultlineMetrics.address : null
+  if (metricsAt !== null) {
+    const host = metricsAt.host.includes(':') ? `[${metricsAt.host}]` : metricsAt.host
+    stderr.write(`faultline metrics on http://${host}:${metricsAt.port}${config.metrics?.path ?? '/metrics'}\n`)
+  }
 
   let resolveClosed: (code: number) => void = () => {}
   const closed = new Promise<number>((resolve) => { resolveClosed = resolve })

@@ -5,7 +5,7 @@ import net, { type AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildGateway, type GatewayConfigInput } from '@faultline/gateway'
+import { buildGateway, serve, type GatewayConfigInput } from '@faultline/gateway'
 import { httpRequest } from '../../../test/helpers/http-client.js'
 
 async function closedPort (): Promise<number> {
@@ -100,4 +100,18 @@ t.test('metrics off (absent or enabled: false): no exposition', async (t) => {
 t.test('metrics.port equal to server.port is refused before anything starts', async (t) => {
   await t.rejects(buildGateway({ server: { port: 8089 }, metrics: { port: 8089 }, apis: [{ name: 'A', prefix: '/a', upstream: { targets: ['http://127.0.0.1:9'] } }] }, { logger: false }),
     new Error('metrics.port 8089 is the gateway\'s own port (server.port): give the metrics another port, or leave it out to serve them on the gateway\'s port'))
+})
+
+t.test('serve prints where the metrics are, once, after the listening line', async (t) => {
+  const port = await closedPort()
+  const out: string[] = []
+  const running = await serve({
+    server: { port: 0 },
+    metrics: { enabled: true, port, path: '/internal/metrics' },
+    apis: [{ name: 'A', prefix: '/a', upstream: { targets: ['http://127.0.0.1:9'] } }]
+  }, { stderr: { write: (text: string) => out.push(text) }, logger: false, handleSignals: false, accessLogDestination: new Writable({ write: (_c, _e, done) => done() }) })
+  t.teardown(() => running.close())
+  t.match(out[0], /^faultline listening on http:\/\/127\.0\.0\.1:\d+\n$/)
+  t.equal(out[1], `faultline metrics on http://127.0.0.1:${port}/internal/metrics\n`)
+  t.equal((await httpRequest(`http://127.0.0.1:${port}/internal/metrics`)).status, 200)
 })
