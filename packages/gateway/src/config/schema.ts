@@ -3,9 +3,7 @@
  * and the TypeScript types of what `loadConfig` returns.
  *
  * Every object is closed (`additionalProperties: false`) so a typo is an error, not a silently
- * ignored key. Keys of the contract that this release cannot honour yet are declared with
- * `x-unsupported` so they fail with "not supported in this version" rather than "unknown key".
- * `x-error` gives the human message for a failed `pattern` or `format`.
+ * ignored key. `x-error` gives the human message for a failed `pattern` or `format`.
  */
 import { recordFields } from '@faultline/core'
 import type { AuthOptions } from '@faultline/auth'

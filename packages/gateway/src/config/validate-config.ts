@@ -35,7 +35,7 @@ const ajv = new Ajv({
   allowUnionTypes: true,
   strict: true
 })
-ajv.addVocabulary(['x-error', 'x-unsupported'])
+ajv.addVocabulary(['x-error'])
 ajv.addFormat('http-url', { type: 'string', validate: isHttpUrl })
 // An ISO 8601 date-time with a zone, as API keys' expiresAt: Date.parse must understand it.
 ajv.addFormat('date-time', { type: 'string', validate: (value: string) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value) && !Number.isNaN(Date.parse(value)) })
@@ -144,12 +144,6 @@ function reportSchemaError (error: ErrorObject, data: unknown, add: Add, fromEnv
       add([...at, key], unknownKeyMessage(key, parent), undefined, false)
       return
     }
-    case 'not':
-      if (parent['x-unsupported'] === true) {
-        add(at, 'not supported in this version', undefined, false)
-        return
-      }
-      break
     case 'type': {
       let message = `must be ${describeTypes(params.type)}`
       if (fromEnv.has(formatPath(at))) message += ' (a value taken from ${...} is always a string)'
@@ -194,8 +188,8 @@ function reportSchemaError (error: ErrorObject, data: unknown, add: Add, fromEnv
 }
 
 function unknownKeyMessage (key: string, parent: Record<string, unknown>): string {
-  const properties = (parent.properties ?? {}) as Record<string, Record<string, unknown>>
-  const allowed = Object.keys(properties).filter((k) => properties[k]['x-unsupported'] !== true)
+  const properties = (parent.properties ?? {}) as Record<string, unknown>
+  const allowed = Object.keys(properties)
   const hint = suggest(key, allowed)
   if (hint !== undefined) return `unknown key (did you mean "${hint}"?)`
   return allowed.length === 0 ? 'unknown key' : `unknown key (allowed: ${allowed.join(', ')})`
