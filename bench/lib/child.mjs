@@ -1,0 +1,44 @@
+/**
+ * The child side of the harness's protocol. Every process the harness starts (upstream, systems
+ * under test, load generator) talks to it over the IPC channel:
+ *   harness -> child  { type: 'start', config }        child -> harness { type: 'ready', url }
+ *   harness -> child  { type: 'memory', id }           child -> harness { type: 'reply', id, value }
+ *   harness -> child  { type: 'stop' }                 the child closes and exits
+ * A child whose harness died (IPC disconnected) exits too, so no server outlives a run.
+ */
+
+/**
+ * @param {(config: any) => Promise<{ url?: string, close: () => Promise<void>, handle?: (msg: any) => Promise<any> }>} start
+ */
+export function serveChild (start) {
+  let running
+  process.on('disconnect', () => process.exit(0))
+  process.on('message', async (msg) => {
+    try {
+      if (msg.type === 'start') {
+        running = await start(msg.config)
+        process.send({ type: 'ready', url: running.url })
+      } else if (msg.type === 'memory') {
+        process.send({ type: 'reply', id: msg.id, value: measureMemory() })
+      } else if (msg.type === 'stop') {
+        await running?.close()
+        process.exit(0)
+      } else if (running?.handle !== undefined) {
+        process.send({ type: 'reply', id: msg.id, value: await running.handle(msg) })
+      }
+    } catch (err) {
+      process.send({ type: 'error', id: msg.id, message: err.stack ?? String(err) })
+      if (msg.type === 'start') process.exit(1)
+    }
+  })
+}
+
+/** Memory after a full collection (the children run with --expose-gc), so runs compare like with like. */
+function measureMemory () {
+  if (typeof globalThis.gc === 'function') {
+    globalThis.gc()
+    globalThis.gc()
+  }
+  const m = process.memoryUsage()
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }
+}

@@ -1,0 +1,499 @@
+/**
+ * Faultline's benchmark harness: Faultline side by side with its peers, in one run, on one machine.
+ *
+ *   npm run bench                       # builds, then the full run (7 to 9 minutes)
+ *   node bench/run.mjs --smoke          # a few seconds: 3 configurations, 1 short round
+ *
+ * Options: --duration S (per round, default 4), --rounds N (3), --warmup S (2), --connections N (50),
+ * --mixed N (requests of the memory run), --only id,id (rows to run; their baselines are added),
+ * --out DIR (default bench/results; smoke: a temporary directory), --no-docs (leave BENCHMARKS.md),
+ * --cpu-prof id,id (write V8 CPU profiles of those systems to DIR/profiles).
+ *
+ * The machine is shared and noisy, so the harness reports ratios measured in the same run: every
+ * configuration runs once per round, rounds interleave the configurations (the order rotates), and
+ * each ratio is the median of its per-round ratios against bare @fastify/reply-from.
+ */
+import { fork } from 'node:child_process'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { apiKey } from './lib/keys.mjs'
+import { chartSvg, markdown } from './lib/report.mjs'
+import { cpuMs, freePort, probe, rssBytes, startNginx, startRedis } from './lib/system-procs.mjs'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.dirname(here)
+
+const { values: args } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    duration: { type: 'string' },
+    rounds: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string' },
+    mixed: { type: 'string' },
+    only: { type: 'string' },
+    out: { type: 'string' },
+    'no-docs': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' }
+  }
+})
+
+const smoke = args.smoke
+const settings = {
+  duration: Number(args.duration ?? (smoke ? 1 : 4)),
+  rounds: Number(args.rounds ?? (smoke ? 1 : 3)),
+  warmup: Number(args.warmup ?? (smoke ? 0.5 : 2)),
+  connections: Number(args.connections ?? (smoke ? 10 : 50)),
+  // 1,000,000 mixed requests take about 5 minutes here on their own: more than the 10-minute
+  // budget leaves once the comparison rows have run. --mixed 1000000 runs them all.
+  mixedRequests: Number(args.mixed ?? (smoke ? 2000 : 300_000)),
+  mixedWarmup: smoke ? 1000 : 50_000,
+  mixedChunks: smoke ? 1 : 4
+}
+for (const [name, value] of Object.entries(settings)) {
+  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`bench: --${name} must be a positive number, got ${value}`)
+}
+const outDir = path.resolve(args.out ?? (smoke ? mkdtempSync(path.join(os.tmpdir(), 'faultline-bench-smoke-')) : path.join(here, 'results')))
+const workDir = mkdtempSync(path.join(os.tmpdir(), 'faultline-bench-'))
+const profiled = new Set((args['cpu-prof'] ?? '').split(',').filter(Boolean))
+const started = performance.now()
+
+function log (line) {
+  process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}\n`)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes (upstream, systems under test, load generator), driven over IPC (lib/child.mjs)
+
+const children = new Set()
+
+async function startChild (script, config, { name, timeout = 120_000 } = {}) {
+  const execArgv = ['--expose-gc']
+  if (profiled.has(name)) execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(outDir, 'profiles')}`, `--cpu-prof-name=${name}.cpuprofile`)
+  const child = fork(path.join(here, 'lib', script), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  children.add(child)
+  const pending = new Map()
+  let nextId = 0
+  let onReady
+  const ready = new Promise((resolve, reject) => { onReady = { resolve, reject } })
+  child.on('message', (msg) => {
+    if (msg.type === 'ready') onReady.resolve(msg.url)
+    else if (msg.type === 'reply') { pending.get(msg.id)?.resolve(msg.value); pending.delete(msg.id) } else if (msg.type === 'error') {
+      const err = new Error(`${name}: ${msg.message}`)
+      if (msg.id === undefined) onReady.reject(err)
+      else { pending.get(msg.id)?.reject(err); pending.delete(msg.id) }
+    }
+  })
+  child.once('exit', (code, signal) => {
+    children.delete(child)
+    const err = new Error(`${name} exited (code ${code}, signal ${signal})`)
+    onReady.reject(err)
+    for (const p of pending.values()) p.reject(err)
+  })
+  child.send({ type: 'start', config })
+  const timer = setTimeout(() => onReady.reject(new Error(`${name} did not start within ${timeout} ms`)), timeout)
+  const url = await ready.finally(() => clearTimeout(timer))
+  return {
+    name,
+    url,
+    pid: child.pid,
+    pids: () => [child.pid],
+    call (msg) {
+      const id = nextId++
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject })
+        child.send({ ...msg, id })
+      })
+    },
+    async stop () {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.send({ type: 'stop' })
+      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(kill)
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine and versions
+
+const require = createRequire(import.meta.url)
+
+/** Version of a package as resolved from a directory (walks up from its entry point). */
+function versionOf (name, from = root) {
+  try {
+    const req = createRequire(path.join(from, 'package.json'))
+    let dir = path.dirname(req.resolve(name))
+    for (;;) {
+      const file = path.join(dir, 'package.json')
+      if (existsSync(file)) {
+        const pkg = JSON.parse(readFileSync(file, 'utf8'))
+        if (pkg.name === name) return pkg.version
+      }
+      const parent = path.dirname(dir)
+      if (parent === dir) return 'unknown'
+      dir = parent
+    }
+  } catch {
+    return 'unknown'
+  }
+}
+
+function machineInfo () {
+  let osName = `${os.type()} ${os.release()}`
+  try {
+    const match = /^PRETTY_NAME="?([^"\n]+)"?/m.exec(readFileSync('/etc/os-release', 'utf8'))
+    if (match !== null) osName = match[1]
+  } catch {}
+  return {
+    cores: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model?.trim() ?? 'unknown',
+    memoryBytes: os.totalmem(),
+    os: osName,
+    kernel: os.release(),
+    node: process.version
+  }
+}
+
+const proxyDir = path.dirname(path.dirname(require.resolve('@faultline/proxy')))
+const nginxProbe = probe('nginx', ['-v'], /nginx\/([\d.]+)/)
+const redisProbe = probe('redis-server', ['--version'], /v=([\d.]+)/)
+const versions = {
+  fastify: versionOf('fastify'),
+  '@fastify/reply-from': versionOf('@fastify/reply-from'),
+  'undici (reply-from)': versionOf('undici', path.dirname(path.dirname(require.resolve('@fastify/reply-from')))),
+  'undici (@faultline/proxy)': versionOf('undici', proxyDir),
+  '@fastify/http-proxy': versionOf('@fastify/http-proxy'),
+  express: versionOf('express'),
+  'http-proxy-middleware': versionOf('http-proxy-middleware'),
+  nginx: nginxProbe.version ?? 'not installed',
+  'redis-server': redisProbe.version ?? 'not installed',
+  autocannon: versionOf('autocannon')
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is measured
+
+const PATH = '/api/items/42'
+const KEY = { 'x-api-key': apiKey(0) }
+// The full chain's limits are far above what a run sends: the row measures the cost of counting.
+const fullChain = (target, extra = {}) => ({
+  name: 'bench',
+  prefix: '/api',
+  target,
+  keys: 1,
+  rateLimit: { max: 1_000_000_000, timeWindow: '1 minute' },
+  quota: { max: 1_000_000_000_000, period: 'month' },
+  breaker: { errorThresholdPercentage: 50, volumeThreshold: 10, resetTimeout: 30_000 },
+  ...extra
+})
+const accessLogFile = (name) => path.join(workDir, `${name}.access.log`)
+
+/**
+ * Systems under test: each one process. `config(ctx)` builds its start config from the run's
+ * context (upstream URL, a refused port, the Redis URL).
+ */
+const systems = {
+  upstream: { script: 'upstream.mjs' },
+  nginx: { external: 'nginx' },
+  'reply-from': { script: 'sut.mjs', config: (c) => ({ kind: 'reply-from', upstream: c.upstream }) },
+  'http-proxy': { script: 'sut.mjs', config: (c) => ({ kind: 'http-proxy', upstream: c.upstream }) },
+  'express-hpm': { script: 'sut.mjs', config: (c) => ({ kind: 'express-hpm', upstream: c.upstream }) },
+  'fl-proxy': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', apis: [{ name: 'bench', prefix: '/api', target: c.upstream }] }) },
+  'fl-log': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-log'), apis: [{ name: 'bench', prefix: '/api', target: c.upstream }] }) },
+  'fl-full': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-full'), apis: [fullChain(c.upstream)] }) },
+  'fl-redis': { needs: 'redis', script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-redis'), redis: c.redis, apis: [fullChain(c.upstream)] }) },
+  'fl-ucf': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-ucf'), apis: [{ name: 'bench', prefix: '/api', target: c.refused }] }) },
+  // One refused request opens it (volumeThreshold 1), and it stays open for the whole run.
+  'fl-cbo': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-cbo'), apis: [{ name: 'bench', prefix: '/api', target: c.refused, breaker: { volumeThreshold: 1, resetTimeout: 3_600_000 } }] }) },
+  // The full chain with a limit of 1 request an hour: from the warm-up on, every request is RLT.
+  'fl-rlt': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-rlt'), apis: [fullChain(c.upstream, { rateLimit: { max: 1, timeWindow: '1 hour' } })] }) },
+  'fl-1000-apis': {
+    script: 'sut.mjs',
+    config: (c) => ({
+      kind: 'faultline',
+      accessLog: accessLogFile('fl-1000-apis'),
+      apis: Array.from({ length: 1000 }, (_, i) => fullChain(c.upstream, { name: `api-${i}`, prefix: `/api-${i}` }))
+    })
+  },
+  'fl-1m-keys': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-1m-keys'), apis: [fullChain(c.upstream, { keys: 1_000_000 })] }) }
+}
+
+// Deterministic spreads for the scale rows (no Math.random: the same keys and APIs every run).
+const spread = (count, of) => Array.from({ length: count }, (_, i) => Math.floor((i * 2654435761) % of))
+
+/** Rows of the table. `base` is the row a ratio is taken against (default: bare reply-from). */
+const allRows = [
+  { id: 'direct', group: 'ceiling', label: 'direct upstream (ceiling)', system: 'upstream', expect: 200 },
+  { id: 'nginx', group: 'peer', label: 'nginx (1 worker, keepalive)', system: 'nginx', expect: 200 },
+  { id: 'reply-from', group: 'peer', label: 'bare @fastify/reply-from', system: 'reply-from', expect: 200 },
+  { id: 'http-proxy', group: 'peer', label: '@fastify/http-proxy', system: 'http-proxy', expect: 200 },
+  { id: 'express-hpm', group: 'peer', label: 'Express + http-proxy-middleware', system: 'express-hpm', expect: 200 },
+  { id: 'fl-proxy', group: 'faultline', label: 'Faultline: proxy only', system: 'fl-proxy', expect: 200 },
+  { id: 'fl-log', group: 'faultline', label: 'Faultline: proxy + access log', system: 'fl-log', expect: 200 },
+  { id: 'fl-full', group: 'faultline', label: 'Faultline: full chain (memory)', system: 'fl-full', expect: 200, headers: KEY },
+  { id: 'fl-redis', group: 'faultline', label: 'Faultline: full chain (Redis)', system: 'fl-redis', expect: 200, headers: KEY },
+  { id: 'fl-ucf', group: 'error', label: 'error path: upstream refused (UCF)', system: 'fl-ucf', expect: 502 },
+  { id: 'fl-cbo', group: 'error', label: 'error path: breaker open (CBO)', system: 'fl-cbo', expect: 503 },
+  { id: 'fl-rlt', group: 'error', label: 'error path: rate-limited (RLT)', system: 'fl-rlt', expect: 429, headers: KEY },
+  // The scale rows pick a request at random per call; so does their own baseline (same load generator cost).
+  { id: 'scale-base', group: 'faultline', label: 'scale: full chain, 1 API, 1 key', system: 'fl-full', expect: 200, pick: 'random', requests: [{ path: PATH, headers: KEY }] },
+  { id: 'scale-apis-one', group: 'faultline', label: 'scale: 1,000 APIs, traffic to one', system: 'fl-1000-apis', expect: 200, pick: 'random', requests: [{ path: '/api-500/items/42', headers: KEY }] },
+  // Every API has its own upstream pool: the warm-up is longer so that each has its connections.
+  { id: 'scale-apis', group: 'faultline', label: 'scale: 1,000 APIs, traffic spread', system: 'fl-1000-apis', expect: 200, pick: 'random', warmupFactor: 4, requests: spread(1000, 1000).map((i) => ({ path: `/api-${i}/items/42`, headers: KEY })) },
+  { id: 'scale-keys', group: 'faultline', label: 'scale: 1,000,000 keys (1,000 used)', system: 'fl-1m-keys', expect: 200, pick: 'random', requests: spread(1000, 1_000_000).map((i) => ({ path: PATH, headers: { 'x-api-key': apiKey(i) } })) }
+]
+
+const smokeRows = ['direct', 'reply-from', 'fl-log']
+const onlyList = args.only?.split(',')
+const runMemory = onlyList === undefined || onlyList.includes('memory')
+let wanted = smoke ? smokeRows : (onlyList?.filter((id) => id !== 'memory') ?? allRows.map((r) => r.id))
+wanted = [...new Set(['reply-from', ...wanted, ...(wanted.includes('fl-ucf') ? ['fl-log'] : []), ...(wanted.some((id) => id.startsWith('scale-')) ? ['scale-base'] : [])])]
+const unknown = wanted.filter((id) => !allRows.some((r) => r.id === id))
+if (unknown.length > 0) throw new TypeError(`bench: unknown row(s) ${unknown.join(', ')}; rows: ${allRows.map((r) => r.id).join(', ')}`)
+
+/** The memory run: the full chain, with APIs that fail, under a mix of successes and failures. */
+const mixedSystem = (c) => ({
+  kind: 'faultline',
+  accessLog: accessLogFile('fl-mixed'),
+  apis: [
+    fullChain(c.upstream),
+    fullChain(c.refused, { name: 'down', prefix: '/down', breaker: { volumeThreshold: 10, resetTimeout: 1000 } }),
+    fullChain(c.upstream, { name: 'limited', prefix: '/limited', rateLimit: { max: 1, timeWindow: '1 hour' } })
+  ]
+})
+const mixedRequests = [
+  ...Array.from({ length: 6 }, (_, i) => ({ path: `/api/items/${i}`, headers: KEY })),
+  { path: '/api/items/7', headers: { 'x-api-key': 'not-a-known-key' } }, // AKI 401
+  { path: '/limited/items/1', headers: KEY }, // RLT 429
+  { path: '/down/items/1', headers: KEY }, // UCF 502, CBO 503 once its breaker opens
+  { path: '/nowhere', headers: KEY } // NRF 404
+]
+const MIX = '6 of 10 proxied 200, then AKI 401, RLT 429, UCF 502 / CBO 503 (breaker cycling every second), NRF 404'
+
+// ---------------------------------------------------------------------------------------------
+
+const median = (values) => {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return undefined
+  const mid = Math.floor(v.length / 2)
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+}
+
+async function main () {
+  const skipped = []
+  const running = new Map()
+  let redis
+  let nginx
+  const stopAll = async () => {
+    for (const s of running.values()) await s.stop().catch(() => {})
+    await nginx?.stop().catch(() => {})
+    await redis?.stop().catch(() => {})
+  }
+  process.once('SIGINT', () => { stopAll().finally(() => process.exit(130)) })
+
+  try {
+    log(`${smoke ? 'smoke' : 'full'} run, rows: ${wanted.join(', ')}`)
+    const load = await startChild('load.mjs', {}, { name: 'load' })
+    running.set('load', load)
+    const upstream = await startChild('upstream.mjs', {}, { name: 'upstream' })
+    running.set('upstream', upstream)
+    const refused = `http://127.0.0.1:${await freePort()}`
+    const ctx = { upstream: upstream.url, refused }
+
+    const rows = []
+    for (const id of wanted) {
+      const row = { ...allRows.find((r) => r.id === id), rounds: [] }
+      const system = systems[row.system]
+      if (system.external === 'nginx' && nginxProbe.missing !== undefined) {
+        skipped.push({ id, label: row.label, reason: `${nginxProbe.missing}; as root: apt-get install -y nginx` })
+        continue
+      }
+      if (system.needs === 'redis' && redisProbe.missing !== undefined) {
+        skipped.push({ id, label: row.label, reason: `${redisProbe.missing}; as root: apt-get install -y redis-server` })
+        continue
+      }
+      rows.push(row)
+    }
+
+    // Start every system once; they stay up (and warm) across rounds.
+    if (rows.some((r) => systems[r.system].needs === 'redis')) {
+      redis = await startRedis()
+      ctx.redis = redis.url
+    }
+    const starting = []
+    for (const name of new Set(rows.map((r) => r.system))) {
+      if (running.has(name)) continue
+      const system = systems[name]
+      if (system.external === 'nginx') {
+        nginx = await startNginx(upstream.url, workDir)
+        running.set(name, { name, url: nginx.url, pids: nginx.pids, stop: nginx.stop })
+        continue
+      }
+      starting.push(startChild(system.script, system.config(ctx), { name }).then((s) => { running.set(name, s) }))
+    }
+    await Promise.all(starting)
+    log(`systems up: ${[...running.keys()].join(', ')}`)
+
+    const specOf = (row, extra) => ({
+      url: running.get(row.system).url,
+      connections: settings.connections,
+      pick: row.pick ?? 'cycle',
+      requests: row.requests ?? [{ path: PATH, headers: row.headers }],
+      ...extra
+    })
+
+    for (const row of rows) {
+      await load.call({ type: 'run', spec: specOf(row, { duration: settings.warmup * (row.warmupFactor ?? 1) }) })
+    }
+    log('warm-up done')
+
+    for (let round = 0; round < settings.rounds; round++) {
+      // Rotate the order so that no configuration always runs first, or right after another.
+      const order = rows.map((_, i) => rows[(i + round) % rows.length])
+      for (const row of order) {
+        const system = running.get(row.system)
+        const pids = system.pids()
+        const cpu0 = pids.reduce((sum, pid) => sum + cpuMs(pid), 0)
+        const result = await load.call({ type: 'run', spec: specOf(row, { duration: settings.duration }) })
+        const cpu1 = system.pids().reduce((sum, pid) => sum + cpuMs(pid), 0)
+        result.cpuUsPerRequest = result.answered > 0 ? (cpu1 - cpu0) * 1000 / result.answered : undefined
+        row.rounds.push(result)
+        log(`round ${round + 1}/${settings.rounds} ${row.id.padEnd(12)} ${Math.round(result.rps).toString().padStart(6)} req/s  p99 ${result.latency.p99} ms  ${JSON.stringify(result.statusCodes)}`)
+      }
+    }
+
+    for (const row of rows) {
+      const system = running.get(row.system)
+      row.rssBytes = system.pids().reduce((sum, pid) => sum + rssBytes(pid), 0)
+    }
+
+    let memory
+    if (runMemory) memory = await memoryRun(load, ctx, running)
+
+    return { rows, skipped, memory }
+  } finally {
+    await stopAll()
+    rmSync(workDir, { recursive: true, force: true })
+  }
+}
+
+async function memoryRun (load, ctx, running) {
+  const system = await startChild('sut.mjs', mixedSystem(ctx), { name: 'fl-mixed' })
+  running.set('fl-mixed', system)
+  const spec = { url: system.url, connections: settings.connections, pick: 'cycle', requests: mixedRequests }
+  const samples = []
+  const statusCodes = {}
+  const warm = await load.call({ type: 'run', spec: { ...spec, amount: settings.mixedWarmup } })
+  let requests = warm.answered
+  const m0 = await system.call({ type: 'memory' })
+  samples.push({ label: 'warm-up', requests, rss: m0.rss, heapUsed: m0.heapUsed, rps: warm.rps })
+  log(`memory after warm-up (${requests} requests): rss ${(m0.rss / 1048576).toFixed(1)} MiB`)
+  const chunk = Math.ceil(settings.mixedRequests / settings.mixedChunks)
+  let sent = 0
+  while (sent < settings.mixedRequests) {
+    const amount = Math.min(chunk, settings.mixedRequests - sent)
+    const r = await load.call({ type: 'run', spec: { ...spec, amount } })
+    sent += amount
+    requests += r.answered
+    for (const [code, n] of Object.entries(r.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n
+    const m = await system.call({ type: 'memory' })
+    samples.push({ label: `+${sent.toLocaleString('en-US')} mixed`, requests, rss: m.rss, heapUsed: m.heapUsed, rps: r.rps })
+    log(`memory after ${sent} mixed requests: rss ${(m.rss / 1048576).toFixed(1)} MiB, ${Math.round(r.rps)} req/s`)
+  }
+  await system.stop()
+  running.delete('fl-mixed')
+  const last = samples[samples.length - 1]
+  return { mix: MIX, mixedRequests: settings.mixedRequests, samples, statusCodes, rssRatio: last.rss / m0.rss, heapRatio: last.heapUsed / m0.heapUsed }
+}
+
+function summarise ({ rows, skipped, memory }) {
+  const byId = new Map(rows.map((r) => [r.id, r]))
+  const baseline = byId.get('reply-from')
+  for (const row of rows) {
+    const rs = row.rounds
+    row.median = {
+      rps: median(rs.map((r) => r.rps)),
+      p50: median(rs.map((r) => r.latency.p50)),
+      p99: median(rs.map((r) => r.latency.p99)),
+      cpuUsPerRequest: median(rs.map((r) => r.cpuUsPerRequest))
+    }
+    const answered = rs.reduce((s, r) => s + r.answered, 0)
+    const expected = rs.reduce((s, r) => s + (r.statusCodes[row.expect] ?? 0), 0)
+    row.expectedShare = answered === 0 ? 0 : expected / answered
+    row.valid = row.expectedShare >= 0.99
+    row.ratio = median(rs.map((r, i) => r.rps / baseline.rounds[i].rps))
+    row.p99Ratio = median(rs.map((r, i) => r.latency.p99 / baseline.rounds[i].latency.p99))
+  }
+  /** Median of per-round throughput ratios between two rows of this run. */
+  const ratio = (a, b) => {
+    const ra = byId.get(a)
+    const rb = byId.get(b)
+    if (ra === undefined || rb === undefined) return undefined
+    return median(ra.rounds.map((r, i) => r.rps / rb.rounds[i].rps))
+  }
+  const targets = []
+  const target = (text, value, op, goal) => {
+    if (value === undefined) return
+    targets.push({ text, value, op, goal, met: op === '>=' ? value >= goal : value <= goal })
+  }
+  target('proxy + access log vs bare reply-from (throughput)', byId.get('fl-log')?.ratio, '>=', 0.95)
+  target('full chain (memory) vs bare reply-from (throughput)', byId.get('fl-full')?.ratio, '>=', 0.85)
+  target('full chain (Redis) vs bare reply-from (throughput)', byId.get('fl-redis')?.ratio, '>=', 0.6)
+  target('UCF error path vs success path (proxy + access log)', ratio('fl-ucf', 'fl-log'), '>=', 1.0)
+  target('CBO fast-fail vs bare reply-from (throughput)', byId.get('fl-cbo')?.ratio, '>=', 2.0)
+  target('1,000 APIs vs 1 API (full chain, traffic spread over all)', ratio('scale-apis', 'scale-base'), '>=', 0.95)
+  target('1,000 APIs vs 1 API (full chain, traffic to one)', ratio('scale-apis-one', 'scale-base'), '>=', 0.95)
+  target('1,000,000 keys vs 1 key (full chain): flat', ratio('scale-keys', 'scale-base'), '>=', 0.95)
+  if (memory !== undefined) target(`RSS after ${memory.mixedRequests.toLocaleString('en-US')} mixed requests vs after warm-up`, memory.rssRatio, '<=', 1.1)
+  target('p99 latency, full chain vs bare reply-from (50 connections)', byId.get('fl-full')?.p99Ratio, '<=', 1.5)
+  const extra = {
+    cboVsUcf: ratio('fl-cbo', 'fl-ucf'),
+    rltVsFull: ratio('fl-rlt', 'fl-full')
+  }
+  return { rows, skipped, memory, targets, extra }
+}
+
+const measured = await main()
+const summary = summarise(measured)
+const now = new Date()
+const stamp = now.toISOString().slice(0, 16).replace(':', '')
+const results = {
+  date: now.toISOString(),
+  mode: smoke ? 'smoke' : 'full',
+  elapsedSeconds: (performance.now() - started) / 1000,
+  machine: machineInfo(),
+  versions,
+  settings: { ...settings, upstreamBodyBytes: 70, command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim() },
+  ...summary
+}
+mkdirSync(outDir, { recursive: true })
+const base = path.join(outDir, stamp)
+writeFileSync(`${base}.json`, JSON.stringify(results, null, 2) + '\n')
+const md = markdown(results)
+writeFileSync(`${base}.md`, `# Faultline benchmark, ${results.date}\n\n${md}\n![throughput ratios](./${stamp}.svg)\n`)
+writeFileSync(`${base}.svg`, chartSvg(results))
+log(`results: ${base}.json, .md, .svg`)
+
+// A full run refreshes the table and the chart that BENCHMARKS.md shows.
+const docs = path.join(root, 'BENCHMARKS.md')
+if (!smoke && !args.only && !args['no-docs'] && args.out === undefined && existsSync(docs)) {
+  const text = readFileSync(docs, 'utf8')
+  const begin = '<!-- bench:results:begin -->'
+  const end = '<!-- bench:results:end -->'
+  const a = text.indexOf(begin)
+  const b = text.indexOf(end)
+  if (a !== -1 && b > a) {
+    copyFileSync(`${base}.svg`, path.join(here, 'results', 'latest.svg'))
+    const block = `${begin}\n<!-- written by bench/run.mjs from bench/results/${stamp}.json -->\n\n${md}\n![Throughput relative to bare reply-from](bench/results/latest.svg)\n\n${end}`
+    writeFileSync(docs, text.slice(0, a) + block + text.slice(b + end.length))
+    log('BENCHMARKS.md updated')
+  }
+}
+process.stdout.write(`${JSON.stringify({ json: `${base}.json`, markdown: `${base}.md`, svg: `${base}.svg`, targets: results.targets })}\n`)

@@ -1,0 +1,87 @@
+/**
+ * The benchmark harness's smoke mode (`node bench/run.mjs --smoke`): a few seconds, three
+ * configurations, one short round and a small memory run, in child processes like the full run.
+ * Checks that the harness still works end to end and writes well-formed results; it asserts
+ * nothing about speed (the figures of a smoke run mean little).
+ */
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+interface Row {
+  id: string
+  label: string
+  expect: number
+  valid: boolean
+  ratio: number
+  p99Ratio: number
+  rounds: Array<{ answered: number, rps: number, statusCodes: Record<string, number> }>
+  median: { rps: number, p50: number, p99: number, cpuUsPerRequest: number }
+}
+interface Results {
+  mode: string
+  machine: { cores: number, node: string }
+  versions: Record<string, string>
+  settings: { rounds: number, connections: number }
+  rows: Row[]
+  targets: Array<{ text: string, value: number, goal: number, met: boolean }>
+  memory: { mixedRequests: number, samples: Array<{ rss: number, heapUsed: number, requests: number }>, rssRatio: number, statusCodes: Record<string, number> }
+}
+
+t.test('bench/run.mjs --smoke measures three configurations and writes JSON, markdown and SVG', async (t) => {
+  const out = mkdtempSync(path.join(tmpdir(), 'faultline-bench-test-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['bench/run.mjs', '--smoke', '--out', out], { cwd: root, timeout: 90_000 }, (err, stdout, stderr) => {
+      if (err !== null) reject(new Error(`${err.message}\n${stderr}`))
+      else resolve(stdout)
+    })
+  })
+  const summary = JSON.parse(stdout.trim().split('\n').at(-1) as string) as { json: string, markdown: string, svg: string }
+  t.same(readdirSync(out).sort(), [path.basename(summary.json), path.basename(summary.markdown), path.basename(summary.svg)].sort())
+
+  const results = JSON.parse(readFileSync(summary.json, 'utf8')) as Results
+  t.equal(results.mode, 'smoke')
+  t.equal(results.machine.node, process.version)
+  t.ok(results.machine.cores >= 1)
+  t.match(results.versions.autocannon, /^\d+\.\d+\.\d+$/)
+  t.match(results.versions.fastify, /^\d+\.\d+\.\d+$/)
+  t.same(results.rows.map((r) => r.id).sort(), ['direct', 'fl-log', 'reply-from'])
+
+  for (const row of results.rows) {
+    t.equal(row.rounds.length, results.settings.rounds, `${row.id}: one result per round`)
+    t.ok(row.rounds[0].answered > 0, `${row.id}: requests were answered`)
+    t.equal(row.expect, 200)
+    t.ok(row.valid, `${row.id}: (nearly) every answer had the expected status`)
+    for (const value of [row.median.rps, row.median.p50, row.median.p99, row.median.cpuUsPerRequest, row.ratio, row.p99Ratio]) {
+      t.ok(typeof value === 'number' && Number.isFinite(value) && value >= 0, `${row.id}: ${value} is a number`)
+    }
+  }
+  const baseline = results.rows.find((r) => r.id === 'reply-from') as Row
+  t.equal(baseline.ratio, 1, 'ratios are taken against bare reply-from')
+  const faultline = results.rows.find((r) => r.id === 'fl-log') as Row
+  t.equal(faultline.ratio, faultline.rounds[0].rps / baseline.rounds[0].rps)
+
+  const logTarget = results.targets.find((x) => x.text.startsWith('proxy + access log'))
+  t.ok(logTarget !== undefined && Number.isFinite(logTarget.value) && logTarget.goal === 0.95)
+  t.equal(logTarget?.met, (logTarget?.value ?? 0) >= 0.95)
+
+  t.equal(results.memory.samples.length, 2, 'after the warm-up and after the mixed requests')
+  for (const s of results.memory.samples) t.ok(s.rss > 0 && s.heapUsed > 0 && s.heapUsed < s.rss)
+  t.ok(Number.isFinite(results.memory.rssRatio))
+  // The mix holds successes and each kind of failure.
+  for (const code of ['200', '401', '404', '429']) t.ok((results.memory.statusCodes[code] ?? 0) > 0, `mixed run answered ${code}`)
+
+  const markdown = readFileSync(summary.markdown, 'utf8')
+  t.match(markdown, /\| bare @fastify\/reply-from \| [\d,]+ \| 1\.00 \|/)
+  t.match(markdown, /\| Faultline: proxy \+ access log \| [\d,]+ \| \d+\.\d\d \|/)
+  const svg = readFileSync(summary.svg, 'utf8')
+  t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
+  t.equal((svg.match(/<rect x=/g) ?? []).length, 3, 'one bar per row')
+})
