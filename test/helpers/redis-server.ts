@@ -3,8 +3,9 @@
  * Redis FAIL (never skip) when it cannot be started: CI installs it (`scripts/setup.mjs --test`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import net, { type AddressInfo } from 'node:net'
+import net from 'node:net'
 import { tmpdir } from 'node:os'
+import { freePort } from './ports.js'
 
 export interface TestRedis {
   port: number
@@ -36,17 +37,6 @@ function ensureInstalled (): void {
   }
   if (probe.status !== 0) throw new Error(`redis-server --version failed (exit ${probe.status}): ${probe.stderr}`)
   checked = true
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** Resolves true when the server answers PING with +PONG. */

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap'
 import { buildGateway, type GatewayConfigInput } from '@faultline/gateway'
 import { httpRequest } from '../../../test/helpers/http-client.js'
 import { startRedis } from '../../../test/helpers/redis-server.js'
+import { freePort as closedPort } from '../../../test/helpers/ports.js'
 
 type Line = Record<string, unknown>
 
@@ -22,15 +23,6 @@ async function startUpstream (t: Test): Promise<{ url: string, hits: () => numbe
     server.close()
   })
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits: () => hits }
-}
-
-/** A loopback port nothing listens on. */
-async function closedPort (): Promise<number> {
-  const server = http.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
 }
 
 async function start (t: Test, config: GatewayConfigInput): Promise<{ url: string, lines: Line[] }> {

@@ -7,14 +7,7 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildGateway, serve, type GatewayConfigInput } from '@faultline/gateway'
 import { httpRequest } from '../../../test/helpers/http-client.js'
-
-async function closedPort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
+import { freePort as closedPort } from '../../../test/helpers/ports.js'
 
 async function start (t: Test, config: GatewayConfigInput): Promise<{ app: FastifyInstance, url: string, lines: Array<Record<string, unknown>> }> {
   const lines: Array<Record<string, unknown>> = []
