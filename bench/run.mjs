@@ -2,7 +2,7 @@
  * Faultline's benchmark harness: Faultline side by side with its peers, in one run, on one machine.
  *
  *   npm run bench                       # builds, then the full run (7 to 9 minutes)
- *   node bench/run.mjs --smoke          # a few seconds: 3 configurations, 1 short round
+ *   node bench/run.mjs --smoke          # a few seconds: 4 configurations, 1 short round
  *
  * Options: --duration S (per round, default 4), --rounds N (3), --warmup S (2), --connections N (50),
  * --mixed N (requests of the memory run), --only id,id (rows to run; their baselines are added),
@@ -207,6 +207,8 @@ const systems = {
   'express-hpm': { script: 'sut.mjs', config: (c) => ({ kind: 'express-hpm', upstream: c.upstream }) },
   'fl-proxy': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', apis: [{ name: 'bench', prefix: '/api', target: c.upstream }] }) },
   'fl-log': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-log'), apis: [{ name: 'bench', prefix: '/api', target: c.upstream }] }) },
+  // fl-log plus @faultline/metrics on its own port, scraped over HTTP while it is loaded.
+  'fl-metrics': { scrape: true, script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-metrics'), metrics: true, apis: [{ name: 'bench', prefix: '/api', target: c.upstream }] }) },
   'fl-full': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-full'), apis: [fullChain(c.upstream)] }) },
   'fl-redis': { needs: 'redis', script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-redis'), redis: c.redis, apis: [fullChain(c.upstream)] }) },
   'fl-ucf': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-ucf'), apis: [{ name: 'bench', prefix: '/api', target: c.refused }] }) },
@@ -237,6 +239,7 @@ const allRows = [
   { id: 'express-hpm', group: 'peer', label: 'Express + http-proxy-middleware', system: 'express-hpm', expect: 200 },
   { id: 'fl-proxy', group: 'faultline', label: 'Faultline: proxy only', system: 'fl-proxy', expect: 200 },
   { id: 'fl-log', group: 'faultline', label: 'Faultline: proxy + access log', system: 'fl-log', expect: 200 },
+  { id: 'fl-metrics', group: 'faultline', label: 'Faultline: proxy + access log + metrics', system: 'fl-metrics', expect: 200 },
   { id: 'fl-full', group: 'faultline', label: 'Faultline: full chain (memory)', system: 'fl-full', expect: 200, headers: KEY },
   { id: 'fl-redis', group: 'faultline', label: 'Faultline: full chain (Redis)', system: 'fl-redis', expect: 200, headers: KEY },
   { id: 'fl-ucf', group: 'error', label: 'error path: upstream refused (UCF)', system: 'fl-ucf', expect: 502 },
@@ -250,11 +253,11 @@ const allRows = [
   { id: 'scale-keys', group: 'faultline', label: 'scale: 1,000,000 keys (1,000 used)', system: 'fl-1m-keys', expect: 200, pick: 'random', requests: spread(1000, 1_000_000).map((i) => ({ path: PATH, headers: { 'x-api-key': apiKey(i) } })) }
 ]
 
-const smokeRows = ['direct', 'reply-from', 'fl-log']
+const smokeRows = ['direct', 'reply-from', 'fl-log', 'fl-metrics']
 const onlyList = args.only?.split(',')
 const runMemory = onlyList === undefined || onlyList.includes('memory')
 let wanted = smoke ? smokeRows : (onlyList?.filter((id) => id !== 'memory') ?? allRows.map((r) => r.id))
-wanted = [...new Set(['reply-from', ...wanted, ...(wanted.includes('fl-ucf') ? ['fl-log'] : []), ...(wanted.some((id) => id.startsWith('scale-')) ? ['scale-base'] : [])])]
+wanted = [...new Set(['reply-from', ...wanted, ...(wanted.includes('fl-ucf') || wanted.includes('fl-metrics') ? ['fl-log'] : []), ...(wanted.some((id) => id.startsWith('scale-')) ? ['scale-base'] : [])])]
 const unknown = wanted.filter((id) => !allRows.some((r) => r.id === id))
 if (unknown.length > 0) throw new TypeError(`bench: unknown row(s) ${unknown.join(', ')}; rows: ${allRows.map((r) => r.id).join(', ')}`)
 
@@ -278,6 +281,28 @@ const mixedRequests = [
 const MIX = '6 of 10 proxied 200, then AKI 401, RLT 429, UCF 502 / CBO 503 (breaker cycling every second), NRF 404'
 
 // ---------------------------------------------------------------------------------------------
+
+/**
+ * Scrapes of a system with metrics: every 2 s while it is loaded (half a round if rounds are
+ * shorter), harsher than Prometheus's usual 15 to 60 s, so that every round pays for at least one.
+ */
+const scrapeEveryMs = Math.min(2000, settings.duration * 500)
+
+async function scrape (url) {
+  const res = await fetch(url)
+  const text = await res.text()
+  if (res.status !== 200) throw new Error(`scrape of ${url} answered ${res.status}`)
+  return text
+}
+
+/** Requests the exposition counted: the sum of every faultline_requests_total series. */
+function countedRequests (exposition) {
+  let sum = 0
+  for (const line of exposition.split('\n')) {
+    if (line.startsWith('faultline_requests_total{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  return sum
+}
 
 const median = (values) => {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
@@ -336,7 +361,10 @@ async function main () {
         running.set(name, { name, url: nginx.url, pids: nginx.pids, stop: nginx.stop })
         continue
       }
-      starting.push(startChild(system.script, system.config(ctx), { name }).then((s) => { running.set(name, s) }))
+      starting.push(startChild(system.script, system.config(ctx), { name }).then(async (s) => {
+        if (system.scrape) s.metricsUrl = await s.call({ type: 'metrics-url' })
+        running.set(name, s)
+      }))
     }
     await Promise.all(starting)
     log(`systems up: ${[...running.keys()].join(', ')}`)
@@ -361,9 +389,22 @@ async function main () {
         const system = running.get(row.system)
         const pids = system.pids()
         const cpu0 = pids.reduce((sum, pid) => sum + cpuMs(pid), 0)
-        const result = await load.call({ type: 'run', spec: specOf(row, { duration: settings.duration }) })
+        const scrapes = []
+        const scraper = system.metricsUrl === undefined
+          ? undefined
+          : setInterval(() => { scrapes.push(scrape(system.metricsUrl).then(() => true, () => false)) }, scrapeEveryMs)
+        let result
+        try {
+          result = await load.call({ type: 'run', spec: specOf(row, { duration: settings.duration }) })
+        } finally {
+          if (scraper !== undefined) clearInterval(scraper)
+        }
         const cpu1 = system.pids().reduce((sum, pid) => sum + cpuMs(pid), 0)
         result.cpuUsPerRequest = result.answered > 0 ? (cpu1 - cpu0) * 1000 / result.answered : undefined
+        if (scraper !== undefined) {
+          const ok = await Promise.all(scrapes)
+          result.scrapes = { sent: ok.length, failed: ok.filter((x) => !x).length }
+        }
         row.rounds.push(result)
         log(`round ${round + 1}/${settings.rounds} ${row.id.padEnd(12)} ${Math.round(result.rps).toString().padStart(6)} req/s  p99 ${result.latency.p99} ms  ${JSON.stringify(result.statusCodes)}`)
       }
@@ -372,6 +413,8 @@ async function main () {
     for (const row of rows) {
       const system = running.get(row.system)
       row.rssBytes = system.pids().reduce((sum, pid) => sum + rssBytes(pid), 0)
+      // The metrics must have counted every request the load generator saw answered (warm-up included).
+      if (system.metricsUrl !== undefined) row.metricsCounted = countedRequests(await scrape(system.metricsUrl))
     }
 
     let memory
@@ -428,6 +471,16 @@ function summarise ({ rows, skipped, memory }) {
     const expected = rs.reduce((s, r) => s + (r.statusCodes[row.expect] ?? 0), 0)
     row.expectedShare = answered === 0 ? 0 : expected / answered
     row.valid = row.expectedShare >= 0.99
+    if (row.metricsCounted !== undefined) {
+      row.scrapes = {
+        everyMs: scrapeEveryMs,
+        sent: rs.reduce((s, r) => s + (r.scrapes?.sent ?? 0), 0),
+        failed: rs.reduce((s, r) => s + (r.scrapes?.failed ?? 0), 0),
+        counted: row.metricsCounted,
+        answered
+      }
+      if (row.scrapes.failed > 0 || row.metricsCounted < answered) row.valid = false
+    }
     row.ratio = median(rs.map((r, i) => r.rps / baseline.rounds[i].rps))
     row.p99Ratio = median(rs.map((r, i) => r.latency.p99 / baseline.rounds[i].latency.p99))
   }
@@ -447,6 +500,7 @@ function summarise ({ rows, skipped, memory }) {
   target('full chain (memory) vs bare reply-from (throughput)', byId.get('fl-full')?.ratio, '>=', 0.85)
   target('full chain (Redis) vs bare reply-from (throughput)', byId.get('fl-redis')?.ratio, '>=', 0.6)
   target('UCF error path vs success path (proxy + access log)', ratio('fl-ucf', 'fl-log'), '>=', 1.0)
+  target('metrics on / off (proxy + access log, throughput)', ratio('fl-metrics', 'fl-log'), '>=', 0.97)
   target('CBO fast-fail vs bare reply-from (throughput)', byId.get('fl-cbo')?.ratio, '>=', 2.0)
   target('1,000 APIs vs 1 API (full chain, traffic spread over all)', ratio('scale-apis', 'scale-base'), '>=', 0.95)
   target('1,000 APIs vs 1 API (full chain, traffic to one)', ratio('scale-apis-one', 'scale-base'), '>=', 0.95)

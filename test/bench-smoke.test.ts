@@ -1,5 +1,5 @@
 /**
- * The benchmark harness's smoke mode (`node bench/run.mjs --smoke`): a few seconds, three
+ * The benchmark harness's smoke mode (`node bench/run.mjs --smoke`): a few seconds, four
  * configurations, one short round and a small memory run, in child processes like the full run.
  * Checks that the harness still works end to end and writes well-formed results; it asserts
  * nothing about speed (the figures of a smoke run mean little).
@@ -22,6 +22,7 @@ interface Row {
   p99Ratio: number
   rounds: Array<{ answered: number, rps: number, statusCodes: Record<string, number> }>
   median: { rps: number, p50: number, p99: number, cpuUsPerRequest: number }
+  scrapes?: { sent: number, failed: number, counted: number, answered: number }
 }
 interface Results {
   mode: string
@@ -33,7 +34,7 @@ interface Results {
   memory: { mixedRequests: number, samples: Array<{ rss: number, heapUsed: number, requests: number }>, rssRatio: number, statusCodes: Record<string, number> }
 }
 
-t.test('bench/run.mjs --smoke measures three configurations and writes JSON, markdown and SVG', async (t) => {
+t.test('bench/run.mjs --smoke measures four configurations and writes JSON, markdown and SVG', async (t) => {
   const out = mkdtempSync(path.join(tmpdir(), 'faultline-bench-test-'))
   t.teardown(() => rmSync(out, { recursive: true, force: true }))
 
@@ -52,7 +53,7 @@ t.test('bench/run.mjs --smoke measures three configurations and writes JSON, mar
   t.ok(results.machine.cores >= 1)
   t.match(results.versions.autocannon, /^\d+\.\d+\.\d+$/)
   t.match(results.versions.fastify, /^\d+\.\d+\.\d+$/)
-  t.same(results.rows.map((r) => r.id).sort(), ['direct', 'fl-log', 'reply-from'])
+  t.same(results.rows.map((r) => r.id).sort(), ['direct', 'fl-log', 'fl-metrics', 'reply-from'])
 
   for (const row of results.rows) {
     t.equal(row.rounds.length, results.settings.rounds, `${row.id}: one result per round`)
@@ -72,6 +73,15 @@ t.test('bench/run.mjs --smoke measures three configurations and writes JSON, mar
   t.ok(logTarget !== undefined && Number.isFinite(logTarget.value) && logTarget.goal === 0.95)
   t.equal(logTarget?.met, (logTarget?.value ?? 0) >= 0.95)
 
+  // Metrics on vs off: the same round's fl-metrics over fl-log, and the metrics counted every answer.
+  const withMetrics = results.rows.find((r) => r.id === 'fl-metrics') as Row
+  const metricsTarget = results.targets.find((x) => x.text.startsWith('metrics on / off'))
+  t.equal(metricsTarget?.value, withMetrics.rounds[0].rps / faultline.rounds[0].rps)
+  t.equal(metricsTarget?.goal, 0.97)
+  t.equal(faultline.scrapes, undefined, 'fl-log has no metrics to scrape')
+  t.ok(withMetrics.scrapes !== undefined && withMetrics.scrapes.sent >= 1 && withMetrics.scrapes.failed === 0, 'scraped while loaded')
+  t.ok((withMetrics.scrapes?.counted ?? 0) >= (withMetrics.scrapes?.answered ?? Infinity), 'every answered request was counted')
+
   t.equal(results.memory.samples.length, 2, 'after the warm-up and after the mixed requests')
   for (const s of results.memory.samples) t.ok(s.rss > 0 && s.heapUsed > 0 && s.heapUsed < s.rss)
   t.ok(Number.isFinite(results.memory.rssRatio))
@@ -83,5 +93,5 @@ t.test('bench/run.mjs --smoke measures three configurations and writes JSON, mar
   t.match(markdown, /\| Faultline: proxy \+ access log \| [\d,]+ \| \d+\.\d\d \|/)
   const svg = readFileSync(summary.svg, 'utf8')
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
-  t.equal((svg.match(/<rect x=/g) ?? []).length, 3, 'one bar per row')
+  t.equal((svg.match(/<rect x=/g) ?? []).length, 4, 'one bar per row')
 })

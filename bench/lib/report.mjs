@@ -28,6 +28,11 @@ export function markdown (results) {
   lines.push('')
   lines.push('CPU µs/req: CPU time of the system under test\'s process(es) (both nginx processes) per answered request.')
   lines.push('')
+  for (const row of results.rows.filter((r) => r.scrapes !== undefined)) {
+    const sc = row.scrapes
+    lines.push(`${row.label}: @faultline/metrics (process metrics on) on a port of its own, scraped over HTTP every ${sc.everyMs / 1000} s while loaded (${fmtInt(sc.sent)} scrapes, ${sc.failed} failed); its last scrape counted ${fmtInt(sc.counted)} requests, warm-up included, for ${fmtInt(sc.answered)} answered in the measured rounds.`)
+    lines.push('')
+  }
   if (results.memory !== undefined) {
     const mem = results.memory
     lines.push(`Memory of the full chain under mixed traffic (${mem.mix}), after a full GC:`)

@@ -17,6 +17,7 @@ import auth from '@faultline/auth'
 import quota from '@faultline/quota'
 import breaker from '@faultline/breaker'
 import proxy from '@faultline/proxy'
+import metrics from '@faultline/metrics'
 import { serveChild } from './child.mjs'
 import { apiKey } from './keys.mjs'
 
@@ -72,9 +73,12 @@ function keys (n) {
  * A Faultline gateway composed the way @faultline/gateway composes one: the core and the access log
  * at the root, then one scope per API with, in order, auth, rate limit and quota, breaker, proxy.
  *
+ * config.metrics: true adds @faultline/metrics as the gateway adds it (after the access log, before the
+ * APIs, process metrics on), served on a port of its own that the harness scrapes during the rounds.
+ *
  * config.apis[]: { name, prefix, target, keys?: n, rateLimit?, quota?, breaker? }
  */
-async function faultline ({ accessLog: destination, apis, redis }) {
+async function faultline ({ accessLog: destination, metrics: withMetrics, apis, redis }) {
   const app = Fastify({
     logger: false,
     clientErrorHandler,
@@ -83,6 +87,7 @@ async function faultline ({ accessLog: destination, apis, redis }) {
   })
   await app.register(core)
   if (destination) await app.register(accessLog, { destination })
+  if (withMetrics) await app.register(metrics, { port: 0, host: '127.0.0.1', processMetrics: true })
   for (const api of apis) {
     await app.register(async (scope) => {
       if (api.keys !== undefined) await scope.register(auth, { type: 'apiKey', keys: keys(api.keys) })
@@ -97,7 +102,10 @@ async function faultline ({ accessLog: destination, apis, redis }) {
       await scope.register(proxy, { name: api.name, upstream: { targets: [api.target] } })
     }, { prefix: api.prefix })
   }
-  return await listenFastify(app)
+  const listening = await listenFastify(app)
+  if (!withMetrics) return listening
+  const { host, port } = app.faultlineMetrics.address
+  return { ...listening, handle: async (msg) => msg.type === 'metrics-url' ? `http://${host}:${port}/metrics` : undefined }
 }
 
 const kinds = {
