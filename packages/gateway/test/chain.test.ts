@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { buildGateway, type GatewayConfigInput } from '@faultline/gateway'
 import { httpRequest } from '../../../test/helpers/http-client.js'
 import { startRedis } from '../../../test/helpers/redis-server.js'
-import { freePort as closedPort } from '../../../test/helpers/ports.js'
+import { closedPort } from '../../../test/helpers/ports.js'
 
 type Line = Record<string, unknown>
 

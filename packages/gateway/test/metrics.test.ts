@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildGateway, serve, type GatewayConfigInput } from '@faultline/gateway'
 import { httpRequest } from '../../../test/helpers/http-client.js'
-import { freePort as closedPort } from '../../../test/helpers/ports.js'
+import { closedPort } from '../../../test/helpers/ports.js'
 
 async function start (t: Test, config: GatewayConfigInput): Promise<{ app: FastifyInstance, url: string, lines: Array<Record<string, unknown>> }> {
   const lines: Array<Record<string, unknown>> = []
