@@ -1,4 +1,4 @@
-export { faultlineCorePlugin as default, faultlineCorePlugin, reportFailure, applyClassification } from './plugin.js'
+export { faultlineCorePlugin as default, faultlineCorePlugin, reportFailure, applyClassification, declaresBody } from './plugin.js'
 export type { FaultlineCoreOptions, FaultlineCore, RecordSink, FailureReport } from './plugin.js'
 export { flags, flagList, getFlag, isFlag } from './flags.js'
 export type { FlagDefinition, FlagCategory, FlagCode } from './flags.js'

@@ -3,7 +3,7 @@
  * (onError, the error reply, the not-found handler, HTTP-parser errors, aborts and cut
  * responses), and hands the finished record to the sinks (access log, metrics) exactly once.
  */
-import type { ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type {
@@ -171,11 +171,15 @@ function classifyUnflaggedStatus (record: FaultlineRecord, status: number): void
   else applyClassification(record, { flag: 'GIE', details: 'unclassified_response' })
 }
 
+/** Whether a request's head announces a body (Content-Length other than 0, or Transfer-Encoding). */
+export function declaresBody (headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length']
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+}
+
 /** A request that declared a body the gateway has not read (a rejection before the body parser). */
 function hasUnreadBody (raw: FastifyRequest['raw']): boolean {
-  if (raw.complete) return false
-  const length = raw.headers['content-length']
-  return raw.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+  return !raw.complete && declaresBody(raw.headers)
 }
 
 type ResponseWithReply = ServerResponse & { [kReply]?: FastifyReply }
@@ -186,7 +190,8 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
   const idHeader = settings.requestIdHeader
   let inFlight = 0
   let draining = false
-  let onSettled: (() => void) | undefined
+  /** Who waits in `settled()` for the records in flight. */
+  const settledWaiters = new Set<() => void>()
 
   function emit (record: FaultlineRecord, reply: FastifyReply | null): void {
     for (let i = 0; i < sinks.length; i++) {
@@ -229,7 +234,7 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
       : roundMs(Math.max(0, total - record.upstream_latency))
     emit(record, reply)
     inFlight--
-    if (inFlight === 0 && onSettled !== undefined) onSettled()
+    if (inFlight === 0) for (const done of settledWaiters) done()
   }
 
   async function settled (timeoutMs = 2000): Promise<void> {
@@ -238,10 +243,10 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
       const timer = setTimeout(done, timeoutMs)
       function done (): void {
         clearTimeout(timer)
-        onSettled = undefined
+        settledWaiters.delete(done)
         resolve()
       }
-      onSettled = done
+      settledWaiters.add(done)
     })
   }
 

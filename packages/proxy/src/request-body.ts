@@ -7,7 +7,7 @@
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import { Ajv, type ValidateFunction } from 'ajv'
-import { FaultlineError } from '@faultline/core'
+import { declaresBody, FaultlineError } from '@faultline/core'
 
 export interface BodyPolicy {
   bodyLimit: number
@@ -32,11 +32,6 @@ function mediaType (request: FastifyRequest): string {
   return (semi === -1 ? raw : raw.slice(0, semi)).trim().toLowerCase()
 }
 
-function hasBody (request: FastifyRequest): boolean {
-  const length = request.headers['content-length']
-  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
-}
-
 function accepted (type: string, list: readonly string[]): boolean {
   for (const allowed of list) {
     if (allowed === type) return true
@@ -49,7 +44,7 @@ function accepted (type: string, list: readonly string[]): boolean {
 export function checkRequestHead (request: FastifyRequest, policy: BodyPolicy): FaultlineError | undefined {
   const declared = request.headers['content-length']
   if (declared !== undefined && Number(declared) > policy.bodyLimit) return new FaultlineError('BTL', { source: SOURCE })
-  if (!hasBody(request)) return undefined
+  if (!declaresBody(request.headers)) return undefined
   if (policy.requireContentLength && declared === undefined) return new FaultlineError('CLM', { source: SOURCE })
   if (policy.contentTypes !== undefined && !accepted(mediaType(request), policy.contentTypes)) {
     return new FaultlineError('UMT', { source: SOURCE })
