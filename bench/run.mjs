@@ -10,7 +10,7 @@
  * --cpu-prof id,id (write V8 CPU profiles of those systems to DIR/profiles).
  *
  * The machine is shared and noisy, so the harness reports ratios measured in the same run: every
- * configuration runs once per round, rounds interleave the configurations (the order rotates), and
+ * configuration runs once per round, rounds interleave the configurations (in a shuffled order, seeded per round), and
  * each ratio is the median of its per-round ratios against bare @fastify/reply-from.
  */
 import { fork } from 'node:child_process'
@@ -304,6 +304,31 @@ function countedRequests (exposition) {
   return sum
 }
 
+/**
+ * The rows in an order of their own for each round. A rotation would keep neighbours together (a
+ * row would always run right after the same other row, and inherit its after-effects: the kernel
+ * writing back its access log, its GC), so each round is a shuffle, seeded by the round number so
+ * that runs are comparable.
+ */
+function shuffled (items, seed) {
+  let state = seed * 0x9e3779b9
+  const next = () => {
+    // mulberry32: small, fast and good enough to order a dozen rows.
+    state = (state + 0x6d2b79f5) | 0
+    let x = Math.imul(state ^ (state >>> 15), 1 | state)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1))
+    const swap = out[i]
+    out[i] = out[j]
+    out[j] = swap
+  }
+  return out
+}
+
 const median = (values) => {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
   if (v.length === 0) return undefined
@@ -383,8 +408,7 @@ async function main () {
     log('warm-up done')
 
     for (let round = 0; round < settings.rounds; round++) {
-      // Rotate the order so that no configuration always runs first, or right after another.
-      const order = rows.map((_, i) => rows[(i + round) % rows.length])
+      const order = shuffled(rows, round + 1)
       for (const row of order) {
         const system = running.get(row.system)
         const pids = system.pids()

@@ -18,6 +18,7 @@ import quota from '@faultline/quota'
 import breaker from '@faultline/breaker'
 import proxy from '@faultline/proxy'
 import metrics from '@faultline/metrics'
+import { tuneGatewayRuntime } from '@faultline/gateway'
 import { serveChild } from './child.mjs'
 import { apiKey } from './keys.mjs'
 
@@ -102,6 +103,8 @@ async function faultline ({ accessLog: destination, metrics: withMetrics, apis, 
       await scope.register(proxy, { name: api.name, upstream: { targets: [api.target] } })
     }, { prefix: api.prefix })
   }
+  // The auth plugin keeps its own compact copy: the lists go, as a gateway's parsed config would.
+  keyLists.clear()
   const listening = await listenFastify(app)
   if (!withMetrics) return listening
   const { host, port } = app.faultlineMetrics.address
@@ -114,6 +117,10 @@ const kinds = {
   'express-hpm': expressHpm,
   faultline
 }
+
+// Every Node system under test runs with the V8 settings `faultline serve` applies to itself, the
+// peers too: one runtime for all, so that the comparison is about the code.
+tuneGatewayRuntime()
 
 serveChild(async (config) => {
   const build = kinds[config.kind]

@@ -172,7 +172,7 @@ t.test('keys are compared with a timing-safe comparison on their sha256', async 
   t.same(compared, [[hashApiKey(KEY), hashApiKey(KEY)]], 'the digests, never the keys, are compared with timingSafeEqual')
 })
 
-t.test('a million keys: a lookup stays a map access', async (t) => {
+t.test('a million keys: the last one is found', async (t) => {
   const keys = []
   for (let i = 0; i < 1_000_000; i++) keys.push({ id: `c${i}`, keyHash: createHash('sha256').update(`k${i}`).digest('hex') })
   const auth = createApiKeyAuthenticator({ type: 'apiKey', keys })

@@ -10,6 +10,7 @@ import { ConfigError } from './config/config-error.js'
 import { InputError } from './report/read-input.js'
 import { parseReportOptions, ReportUsageError } from './report/report-options.js'
 import { runReport } from './report/run-report.js'
+import { tuneGatewayRuntime } from './runtime.js'
 
 export interface CliIo {
   stdout?: { write: (text: string) => unknown }
@@ -182,6 +183,8 @@ async function runServe (file: string, io: FullIo): Promise<number> {
     throw err
   }
   const { serve } = await import('./serve.js')
+  // This process is the gateway: V8 is tuned for it before anything is built (see runtime.ts).
+  tuneGatewayRuntime()
   const running = await serve(config, { stderr: io.stderr })
   return await running.closed
 }
