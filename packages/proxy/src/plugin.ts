@@ -67,19 +67,31 @@ function onClientClose (this: ResponseWithReply): void {
 /** Connection-level headers of the upstream's response (RFC 9110 7.6.1): they describe the upstream
  * hop, not the client's. reply-from copies them, so an upstream's `connection: keep-alive` would
  * override a client's `Connection: close`. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authenticate']
+const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authenticate'])
 
+/**
+ * The upstream's response headers without the hop-by-hop ones, as a new object. Deleting them from
+ * undici's object instead turned it into a slow dictionary (nearly every upstream sends
+ * `connection` and `keep-alive`): ~7 µs per request in the profile, against well under 1 for the copy.
+ */
 function stripHopByHop (headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const listed = headers.connection
-  if (typeof listed === 'string') {
+  let named: string[] | undefined
+  // `keep-alive` and `close` (nearly every response) name nothing to strip beyond the set.
+  if (typeof listed === 'string' && listed !== 'keep-alive' && listed !== 'close') {
     for (const name of listed.split(',')) {
       const key = name.trim().toLowerCase()
-      if (key !== '') delete headers[key]
+      if (key !== '' && !HOP_BY_HOP.has(key)) (named ??= []).push(key)
     }
   }
-  // Deleting an absent key still costs (and can slow the object down): delete only what is there.
-  for (const name of HOP_BY_HOP) if (headers[name] !== undefined) delete headers[name]
-  return headers
+  const kept: IncomingHttpHeaders = {}
+  const names = Object.keys(headers)
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]
+    if (HOP_BY_HOP.has(name) || (named !== undefined && named.includes(name))) continue
+    kept[name] = headers[name]
+  }
+  return kept
 }
 
 function upstreamElapsed (record: ProxiedRecord): number | undefined {
@@ -117,7 +129,9 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
       const headers = opts.headers as HeadersWithReply
       const reply = headers[kReply]
       if (reply !== undefined) {
-        delete headers[kReply]
+        // Not `delete`: that would turn this attempt's headers into a dictionary before undici
+        // reads them. undici only reads string keys.
+        headers[kReply] = undefined
         const record = reply.faultline as ProxiedRecord | null
         if (record !== null) {
           record.upstream_attempts = (record.upstream_attempts ?? 0) + 1
