@@ -4,3 +4,5 @@ export type { FaultlineProxyOptions, UpstreamOptions, UpstreamTlsOptions, Health
 export { buildVerifyingConnector, UpstreamCertificateError } from './verifying-connector.js'
 export { Balancer, parseTarget, PASSIVE_EJECTION_MS } from './balancer.js'
 export type { Target } from './balancer.js'
+export { poolSettingsKey, SharedPools } from './shared-pools.js'
+export type { PoolSettings } from './shared-pools.js'

@@ -22,6 +22,7 @@ import {
 import { Balancer, parseTarget, type Target } from './balancer.js'
 import type { FaultlineProxyOptions } from './options.js'
 import { validateProxyOptions, type ProxySettings } from './validate-options.js'
+import { poolSettingsKey, SharedPools } from './shared-pools.js'
 import { buildVerifyingConnector } from './verifying-connector.js'
 import { decideRetry, type RetryRequest } from './retry-policy.js'
 import { checkRequestHead, compileSchema, prepareBody, type BodyPolicy } from './request-body.js'
@@ -115,9 +116,12 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
   // Requests go through one Pool per target origin rather than through the Agent: the Agent drops
   // an origin's pool whenever a connection to it fails, so with a refused upstream it built a new
   // Pool and Client for every request (the UCF path cost twice the success path; bench/).
+  // APIs of this server with the same upstream settings share those pools (shared-pools.ts).
+  const sharedPools = new SharedPools(fastify.server)
+  const settingsKey = poolSettingsKey(upstream)
   const pools = new Map<string, Pool>()
   for (const target of targets) {
-    if (!pools.has(target.origin)) pools.set(target.origin, new Pool(target.origin, dispatcherOptions))
+    if (!pools.has(target.origin)) pools.set(target.origin, sharedPools.acquire(target.origin, settingsKey, () => new Pool(target.origin, dispatcherOptions)))
   }
   const balancer = new Balancer(targets, upstream.healthCheck, (target, healthy, reason) => {
     log.warn({ api_name: settings.name, upstream_addr: target.address, healthy, reason }, healthy ? 'faultline: upstream target healthy again' : 'faultline: upstream target marked unhealthy')
@@ -315,7 +319,8 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
     throw new FaultlineError('MNA')
   }
 
-  fastify.decorateRequest('faultlineUpstream', null)
+  // @faultline/core declares it for the whole app (one request shape for every API).
+  if (!fastify.hasRequestDecorator('faultlineUpstream')) fastify.decorateRequest('faultlineUpstream', null)
   fastify.decorate('faultlineTargets', {
     apiName: settings.name,
     list: () => balancer.targets.map((t) => ({ address: t.address, healthy: t.healthy }))
@@ -358,7 +363,7 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
   fastify.addHook('onClose', (_instance, next) => {
     balancer.stop()
     // Clients are gone by now (the server closed first): nothing left is worth waiting for.
-    Promise.allSettled([agent.destroy(), ...[...pools.values()].map((pool) => pool.destroy())]).then(() => next(), () => next())
+    Promise.allSettled([agent.destroy(), ...[...pools.keys()].map(async (origin) => { await sharedPools.release(origin, settingsKey) })]).then(() => next(), () => next())
   })
 }
 

@@ -53,23 +53,75 @@ const PREFIX = '@faultline/quota'
  */
 const QUOTA_GRACE_MS = 60_000
 
-/** Adapts a CounterStore to @fastify/rate-limit's store interface (a class it instantiates). */
-function rateLimitStoreClass (store: CounterStore, prefix: string): FastifyRateLimitStoreCtor {
-  const memory = store instanceof MemoryCounterStore ? store : undefined
-  return class FaultlineRateLimitStore implements FastifyRateLimitStore {
-    incr (key: string, cb: (err: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number): void {
-      if (memory !== undefined) {
-        cb(null, memory.incrSync(prefix + key, timeWindow))
-        return
-      }
-      store.incr(prefix + key, timeWindow).then((count) => cb(null, count), cb)
-    }
+/** Adapts a CounterStore to @fastify/rate-limit's store interface. */
+class RateLimitStoreAdapter implements FastifyRateLimitStore {
+  private readonly memory: MemoryCounterStore | undefined
 
-    /** Per-route rate-limit options are refused at route registration, so there are no children. */
-    child (): FastifyRateLimitStore {
-      return this
-    }
+  constructor (private readonly store: CounterStore, private readonly prefix: string) {
+    this.memory = store instanceof MemoryCounterStore ? store : undefined
   }
+
+  incr (key: string, cb: (err: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number): void {
+    if (this.memory !== undefined) {
+      cb(null, this.memory.incrSync(this.prefix + key, timeWindow))
+      return
+    }
+    this.store.incr(this.prefix + key, timeWindow).then((count) => cb(null, count), cb)
+  }
+
+  /** Per-route rate-limit options are refused at route registration, so there are no children. */
+  child (): FastifyRateLimitStore {
+    return this
+  }
+}
+
+/** What each API hands the shared registration's `rateLimit(options)`: its own limits and store. */
+interface ApiRateLimitOptions {
+  max: number
+  timeWindow: number | string
+  keyGenerator: (request: FastifyRequest) => string
+  errorResponseBuilder: typeof rateLimitError
+  skipOnError: false
+  faultlineStore: CounterStore
+  faultlinePrefix: string
+}
+type RateLimitFactory = (options: ApiRateLimitOptions) => preHandlerAsyncHookHandler
+
+/**
+ * The store of the one registration every API of an app shares: it only makes children, one per
+ * API, from the store and prefix the API passed to `rateLimit(options)`.
+ */
+class SharedRateLimitStore implements FastifyRateLimitStore {
+  incr (_key: string, cb: (err: Error | null) => void): void {
+    cb(new Error(`${PREFIX}: the shared rate-limit registration has no limits of its own`))
+  }
+
+  child (params: unknown): FastifyRateLimitStore {
+    const { faultlineStore, faultlinePrefix } = params as ApiRateLimitOptions
+    return new RateLimitStoreAdapter(faultlineStore, faultlinePrefix)
+  }
+}
+
+/**
+ * @fastify/rate-limit registered once per app (per server), its `rateLimit(options)` then used by
+ * every API. One registration per API gave each API's requests a property of their own (the
+ * plugin marks a request with a symbol made per registration): with 1,000 APIs and traffic spread
+ * over them, every request/reply access in Fastify's hot path met a thousand shapes (bench/).
+ */
+const sharedRateLimits = new WeakMap<object, RateLimitFactory>()
+
+async function sharedRateLimit (fastify: FastifyInstance): Promise<RateLimitFactory> {
+  const known = sharedRateLimits.get(fastify.server)
+  if (known !== undefined) return known
+  let made: RateLimitFactory | undefined
+  // In a scope of its own: its decorators stay there. The scope lives as long as the app.
+  await fastify.register(async function faultlineSharedRateLimit (child) {
+    await child.register(rateLimitPlugin, { global: false, store: SharedRateLimitStore as unknown as FastifyRateLimitStoreCtor })
+    made = child.rateLimit as unknown as RateLimitFactory
+  })
+  const factory = made as RateLimitFactory
+  sharedRateLimits.set(fastify.server, factory)
+  return factory
 }
 
 /** The RLT error @fastify/rate-limit throws: the core answers it (429, the flag, the headers). */
@@ -158,27 +210,24 @@ async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuota
     if (record !== null) record.rate_limit_degraded = true
   }
 
-  // The rate limit: @fastify/rate-limit in a scope of its own (its decorators stay there), used
-  // through the hook it builds, which sets the x-ratelimit-* headers and throws our RLT error.
+  // The rate limit: @fastify/rate-limit's hook (its headers, our RLT error, our store), built from
+  // the app's one shared registration with this API's limits.
   let rateLimitHook: preHandlerAsyncHookHandler | undefined
   if (rateLimit !== undefined && rateLimitStore !== undefined) {
     const byConsumer = rateLimit.key === 'consumer'
-    const Store = rateLimitStoreClass(rateLimitStore, keyPrefix + 'rl:')
-    await fastify.register(async function faultlineRateLimit (child) {
-      await child.register(rateLimitPlugin, {
-        global: false,
-        max: rateLimit.max,
-        timeWindow: rateLimit.timeWindow,
-        store: Store,
-        keyGenerator (request: FastifyRequest): string {
-          const record = request.faultline
-          return apiNamespace(record) + ':' + who(request, record, byConsumer)
-        },
-        errorResponseBuilder: rateLimitError,
-        // Store failures reach our hook as errors, where failMode decides (skipOnError would hide them).
-        skipOnError: false
-      })
-      rateLimitHook = child.rateLimit()
+    const createHook = await sharedRateLimit(fastify)
+    rateLimitHook = createHook({
+      max: rateLimit.max,
+      timeWindow: rateLimit.timeWindow,
+      keyGenerator (request: FastifyRequest): string {
+        const record = request.faultline
+        return apiNamespace(record) + ':' + who(request, record, byConsumer)
+      },
+      errorResponseBuilder: rateLimitError,
+      // Store failures reach our hook as errors, where failMode decides (skipOnError would hide them).
+      skipOnError: false,
+      faultlineStore: rateLimitStore,
+      faultlinePrefix: keyPrefix + 'rl:'
     })
   }
 

@@ -116,6 +116,22 @@ t.test('two APIs do not share counters', async (t) => {
   t.match((await call(gw, '/orders/', 'acme')).line, { status: 429, response_flag: 'RLT', api_name: 'Orders' })
 })
 
+t.test('APIs of one app keep their own limits (one @fastify/rate-limit registration serves them all)', async (t) => {
+  const { gw } = await setup(t, [
+    { name: 'Payments', prefix: '/pay', quota: { rateLimit: { max: 1, timeWindow: '1 minute' } } },
+    { name: 'Orders', prefix: '/orders', quota: { rateLimit: { max: 3, timeWindow: '1 hour' } } }
+  ])
+  const pay = await call(gw, '/pay/', 'acme')
+  t.equal(pay.headers['x-ratelimit-limit'], '1')
+  const orders = []
+  for (let i = 0; i < 4; i++) orders.push(await call(gw, '/orders/', 'acme'))
+  t.same(orders.map((o) => o.status), [200, 200, 200, 429])
+  t.equal(orders[0].headers['x-ratelimit-limit'], '3')
+  t.same(orders.slice(0, 3).map((o) => o.headers['x-ratelimit-remaining']), ['2', '1', '0'])
+  t.ok(Number(orders[3].headers['retry-after']) > 60, 'the hour-long window of Orders, not the minute of Payments')
+  t.match((await call(gw, '/pay/', 'acme')).line, { status: 429, response_flag: 'RLT', api_name: 'Payments' })
+})
+
 t.test('a failed authentication is answered before the rate limit and is not counted', async (t) => {
   const { gw, up } = await setup(t, [{ name: 'Payments', prefix: '/pay', quota: { rateLimit: { max: 1, timeWindow: '1 minute' } } }])
   const denied = await call(gw, '/pay/', 'nobody')
