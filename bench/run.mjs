@@ -331,6 +331,29 @@ function shuffled (items, seed) {
   return out
 }
 
+/**
+ * Rows whose target is a ratio between them run next to each other in every round (in a shuffled
+ * order among themselves): the machine drifts less over a few seconds than over a whole round.
+ */
+const adjacentGroups = [
+  ['fl-log', 'fl-metrics', 'fl-ucf'],
+  ['scale-base', 'scale-apis-one', 'scale-apis', 'scale-keys']
+]
+
+/** A round's order: the groups above kept together, everything shuffled (seeded per round). */
+function roundOrder (rows, seed) {
+  const units = []
+  const grouped = new Set()
+  for (const ids of adjacentGroups) {
+    const members = rows.filter((r) => ids.includes(r.id))
+    if (members.length < 2) continue
+    units.push(members)
+    for (const m of members) grouped.add(m)
+  }
+  for (const r of rows) if (!grouped.has(r)) units.push([r])
+  return shuffled(units, seed).flatMap((unit, i) => unit.length > 1 ? shuffled(unit, seed * 31 + i) : unit)
+}
+
 const median = (values) => {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
   if (v.length === 0) return undefined
@@ -410,7 +433,7 @@ async function main () {
     log('warm-up done')
 
     for (let round = 0; round < settings.rounds; round++) {
-      const order = shuffled(rows, round + 1)
+      const order = roundOrder(rows, round + 1)
       for (const row of order) {
         const system = running.get(row.system)
         const pids = system.pids()
