@@ -13,6 +13,7 @@ import t from 'tap'
 import { flags } from '@faultline/core'
 import { buildGateway } from '@faultline/gateway'
 import { httpRequest } from '../../../test/helpers/http-client.js'
+import { closedPort } from '../../../test/helpers/ports.js'
 
 const execFileAsync = promisify(execFile)
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { bin: Record<string, string> }
@@ -30,13 +31,6 @@ async function listen (handler: http.RequestListener): Promise<{ url: string, cl
       server.close()
     }
   }
-}
-
-/** A port nothing listens on: bound, then released. */
-async function closedPort (): Promise<number> {
-  const s = await listen(() => {})
-  s.close()
-  return Number(new URL(s.url).port)
 }
 
 const dir = t.testdir({})

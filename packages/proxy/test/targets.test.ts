@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { startGateway, type TestApi, type TestGateway } from '../../../test/helpers/gateway.js'
 import { httpRequest, type HttpAnswer } from '../../../test/helpers/http-client.js'
+import { closedPort } from '../../../test/helpers/ports.js'
 
 interface Upstream {
   url: string
@@ -48,13 +49,9 @@ async function upstream (t: Test, name: string, onRequest?: (req: http.IncomingM
   return state
 }
 
-/** A port with nothing listening. */
-async function closedPort (): Promise<string> {
-  const s = http.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const { port } = s.address() as AddressInfo
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return `http://127.0.0.1:${port}`
+/** A refused upstream (a port below the ephemeral range: see test/helpers/ports.ts). */
+async function deadUpstream (): Promise<string> {
+  return `http://127.0.0.1:${await closedPort()}`
 }
 
 async function gateway (t: Test, apis: TestApi[]): Promise<TestGateway> {
@@ -104,7 +101,7 @@ t.test('the upstream receives the request id and x-forwarded-for, and the body u
 })
 
 t.test('retries are off by default: a refused first target is one attempt, UCF', async (t) => {
-  const dead = await closedPort()
+  const dead = await deadUpstream()
   const b = await upstream(t, 'b')
   const gw = await gateway(t, [{ name: 'noretry', prefix: '/noretry', upstream: { targets: [dead, b.url] } }])
   const res = await get(gw, '/noretry/')
@@ -113,7 +110,7 @@ t.test('retries are off by default: a refused first target is one attempt, UCF',
 })
 
 t.test('with retries, an idempotent request moves on to the next target', async (t) => {
-  const dead = await closedPort()
+  const dead = await deadUpstream()
   const b = await upstream(t, 'b')
   const gw = await gateway(t, [{ name: 'retry', prefix: '/retry', upstream: { targets: [dead, b.url], retries: 1 } }])
   const res = await get(gw, '/retry/x')
@@ -124,7 +121,7 @@ t.test('with retries, an idempotent request moves on to the next target', async 
 })
 
 t.test('with retries, a POST is never replayed', async (t) => {
-  const dead = await closedPort()
+  const dead = await deadUpstream()
   const b = await upstream(t, 'b')
   const gw = await gateway(t, [{ name: 'post', prefix: '/post', upstream: { targets: [dead, b.url], retries: 2 } }])
   const res = await get(gw, '/post/x', { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
@@ -144,7 +141,7 @@ t.test('with retries, an upstream 503 is not retried', async (t) => {
 })
 
 t.test('passive marking takes a failing target out of rotation and says so once', async (t) => {
-  const dead = await closedPort()
+  const dead = await deadUpstream()
   const b = await upstream(t, 'b')
   const gw = await gateway(t, [{ name: 'passive', prefix: '/passive', upstream: { targets: [dead, b.url] } }])
   const flags = []
@@ -156,7 +153,7 @@ t.test('passive marking takes a failing target out of rotation and says so once'
 })
 
 t.test('a single target is never ejected on passive evidence alone', async (t) => {
-  const dead = await closedPort()
+  const dead = await deadUpstream()
   const gw = await gateway(t, [{ name: 'single', prefix: '/single', upstream: { targets: [dead] } }])
   for (let i = 0; i < 4; i++) t.equal((await get(gw, '/single/')).line.response_flag, 'UCF')
 })
