@@ -1,30 +1,13 @@
 import { createHash } from 'node:crypto'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { createApiKeyAuthenticator, hashApiKey, type ApiKeyAuthOptions } from '@faultline/auth'
 import { startGateway, type TestGateway } from '../../../test/helpers/gateway.js'
 import { httpRequest, type HttpAnswer } from '../../../test/helpers/http-client.js'
+import { recordingUpstream as upstream, type RecordingUpstream as Upstream } from '../../../test/helpers/upstream.js'
 
 const KEY = 'sk_live_4f9a0c2b7e'
 const OTHER_KEY = 'sk_live_other_api_only'
 const OLD_KEY = 'sk_live_expired_one'
-
-interface Upstream { url: string, hits: number, headers: http.IncomingHttpHeaders[], urls: string[] }
-
-async function upstream (t: Test): Promise<Upstream> {
-  const state: Upstream = { url: '', hits: 0, headers: [], urls: [] }
-  const server = http.createServer((req, res) => {
-    state.hits++
-    state.headers.push(req.headers)
-    state.urls.push(req.url ?? '')
-    res.end('{"ok":true}')
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  t.teardown(() => { server.close() })
-  return state
-}
 
 async function gateway (t: Test, up: Upstream, auth: Partial<ApiKeyAuthOptions> = {}): Promise<TestGateway> {
   const gw = await startGateway([{

@@ -8,6 +8,7 @@ import auth, { createExternalAuthenticator, type ExternalAuthOptions } from '@fa
 import { createCa, createLeaf } from '@faultline/fault-lab'
 import { startGateway, type TestGateway } from '../../../test/helpers/gateway.js'
 import { httpRequest, type HttpAnswer } from '../../../test/helpers/http-client.js'
+import { recordingUpstream as upstream, type RecordingUpstream as Upstream } from '../../../test/helpers/upstream.js'
 
 const TOKEN = 'Bearer tok_7Hq2xZ9pLm4vN1'
 const OTHER_TOKEN = 'Bearer tok_other_B3kW8s'
@@ -17,8 +18,6 @@ const TIMEOUT = 300
 /** A private CA and an auth service certificate it signed (two keys: fast to make). */
 const privateCa = createCa({ commonName: 'Auth Test Root CA' })
 const serviceCert = createLeaf({ issuer: privateCa, commonName: 'localhost', altNames: [{ dns: 'localhost' }] })
-
-interface Upstream { url: string, hits: number, headers: http.IncomingHttpHeaders[] }
 
 interface AuthCall { method: string, url: string, headers: http.IncomingHttpHeaders }
 
@@ -40,17 +39,6 @@ async function listen (t: Test, server: net.Server): Promise<number> {
     if (server instanceof http.Server) server.closeAllConnections()
   })
   return (server.address() as AddressInfo).port
-}
-
-async function upstream (t: Test): Promise<Upstream> {
-  const state: Upstream = { url: '', hits: 0, headers: [] }
-  const server = http.createServer((req, res) => {
-    state.hits++
-    state.headers.push(req.headers)
-    res.end('{"ok":true}')
-  })
-  state.url = `http://127.0.0.1:${await listen(t, server)}`
-  return state
 }
 
 /** A real auth service on loopback: `decide` answers each check. */

@@ -1,6 +1,4 @@
 import { createHmac, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
@@ -8,6 +6,7 @@ import core from '@faultline/core'
 import auth, { createJwtAuthenticator, type JwtAuthOptions } from '@faultline/auth'
 import { startGateway, type TestGateway } from '../../../test/helpers/gateway.js'
 import { httpRequest, type HttpAnswer } from '../../../test/helpers/http-client.js'
+import { recordingUpstream as upstream, type RecordingUpstream as Upstream } from '../../../test/helpers/upstream.js'
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -43,21 +42,6 @@ const rs256 = (claims: Record<string, unknown>): string => jwt({ alg: 'RS256', k
 const valid = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   sub: 'user-42', iss: 'https://idp.example', aud: 'payments', exp: now() + 300, ...extra
 })
-
-interface Upstream { url: string, hits: number, headers: http.IncomingHttpHeaders[] }
-
-async function upstream (t: Test): Promise<Upstream> {
-  const state: Upstream = { url: '', hits: 0, headers: [] }
-  const server = http.createServer((req, res) => {
-    state.hits++
-    state.headers.push(req.headers)
-    res.end('{"ok":true}')
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  t.teardown(() => { server.close() })
-  return state
-}
 
 const RS_AUTH: JwtAuthOptions = {
   type: 'jwt',
