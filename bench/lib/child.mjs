@@ -42,3 +42,19 @@ function measureMemory () {
   const m = process.memoryUsage()
   return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers }
 }
+
+/**
+ * Listens on a free loopback port; resolves with the URL and a close that cuts kept-alive
+ * connections first (a child must exit promptly when the harness stops it).
+ * @param {import('node:http').Server} server
+ */
+export async function listenLoopback (server) {
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    }
+  }
+}

@@ -19,7 +19,7 @@ import breaker from '@faultline/breaker'
 import proxy from '@faultline/proxy'
 import metrics from '@faultline/metrics'
 import { tuneGatewayRuntime } from '@faultline/gateway'
-import { serveChild } from './child.mjs'
+import { listenLoopback, serveChild } from './child.mjs'
 import { apiKey } from './keys.mjs'
 
 async function listenFastify (app) {
@@ -46,13 +46,11 @@ async function expressHpm ({ upstream }) {
   // Keep-alive to the upstream, like every other row (Node's default agent would not keep them).
   const agent = new http.Agent({ keepAlive: true, maxSockets: 128 })
   app.use('/api', createProxyMiddleware({ target: upstream, agent }))
-  const server = http.createServer(app)
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const listening = await listenLoopback(http.createServer(app))
   return {
-    url: `http://127.0.0.1:${server.address().port}`,
+    url: listening.url,
     close: async () => {
-      server.closeAllConnections()
-      await new Promise((resolve) => server.close(resolve))
+      await listening.close()
       agent.destroy()
     }
   }

@@ -3,7 +3,7 @@
  * with the same small JSON body. Measured on its own, it is the ceiling ("direct").
  */
 import http from 'node:http'
-import { serveChild } from './child.mjs'
+import { listenLoopback, serveChild } from './child.mjs'
 
 const body = Buffer.from(JSON.stringify({ id: 42, name: 'widget', price: 9.99, tags: ['a', 'b'], ok: true }))
 const headers = { 'content-type': 'application/json', 'content-length': String(body.length) }
@@ -17,12 +17,5 @@ serveChild(async () => {
   // Proxies keep their upstream connections; the server should not be the one dropping them.
   server.keepAliveTimeout = 65_000
   server.maxHeadersCount = 100
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    close: async () => {
-      server.closeAllConnections()
-      await new Promise((resolve) => server.close(resolve))
-    }
-  }
+  return await listenLoopback(server)
 })

@@ -2,37 +2,11 @@
  * APIs of one gateway with the same upstream settings share its connections; different settings,
  * or another gateway, do not; the last API to close closes the pool.
  */
-import http from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { poolSettingsKey } from '@faultline/proxy'
 import { startGateway, type TestApi, type TestGateway } from '../../../test/helpers/gateway.js'
 import { httpRequest } from '../../../test/helpers/http-client.js'
-
-interface Upstream {
-  url: string
-  /** Connections the upstream accepted. */
-  sockets: Set<Socket>
-  hits: number
-}
-
-async function upstream (t: Test): Promise<Upstream> {
-  const state: Upstream = { url: '', sockets: new Set(), hits: 0 }
-  const server = http.createServer((req, res) => {
-    state.hits++
-    req.resume()
-    req.on('end', () => res.end('ok'))
-  })
-  server.on('connection', (socket: Socket) => state.sockets.add(socket))
-  server.keepAliveTimeout = 60_000
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  t.teardown(async () => {
-    server.closeAllConnections()
-    await new Promise<void>((resolve) => server.close(() => resolve()))
-  })
-  return state
-}
+import { recordingUpstream as upstream } from '../../../test/helpers/upstream.js'
 
 async function gateway (t: Test, apis: TestApi[]): Promise<TestGateway> {
   const gw = await startGateway(apis)
