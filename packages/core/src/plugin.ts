@@ -355,7 +355,8 @@ async function faultlineCore (fastify: FastifyInstance, options: FaultlineCoreOp
   fastify.decorateRequest('faultline', null)
   // The slot @faultline/proxy fills with the chosen upstream target. Declared here, once, rather
   // than by each API's proxy: a request decorator per API scope gives every API's requests a shape
-  // of their own, and with 1,000 APIs Fastify's hot paths slowed down by a third (bench/).
+  // of their own; with 1,000 scopes and traffic spread over them, a bare Fastify app served each
+  // request 15 to 40% slower for it (BENCHMARKS.md).
   fastify.decorateRequest('faultlineUpstream', null)
   fastify.decorate('faultline', {
     addSink (sink: RecordSink) {
