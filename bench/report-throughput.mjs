@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { recordFields } from '@faultline/core'
 import { renderReport, summarise } from '@faultline/gateway/report'
+import { seededRandom } from './lib/random.mjs'
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const bin = path.join(root, 'packages/gateway/bin/faultline.js')
@@ -36,18 +37,8 @@ const total = Number(args.lines)
 const runs = Number(args.runs)
 const hours = Number(args.hours)
 
-/** Deterministic pseudo-random numbers (mulberry32), so every run reads the same log. */
-function random (seed) {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-const rnd = random(42)
+// Seeded: every run reads the same log.
+const rnd = seededRandom(42)
 const round3 = (ms) => Math.round(ms * 1000) / 1000
 /** Roughly log-normal latencies around `median` ms. */
 const latency = (median) => round3(median * Math.exp((rnd() + rnd() + rnd() - 1.5) * 0.9))

@@ -21,6 +21,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { apiKey } from './lib/keys.mjs'
+import { seededRandom } from './lib/random.mjs'
 import { chartSvg, markdown } from './lib/report.mjs'
 import { cpuMs, freePort, probe, rssBytes, startNginx, startRedis } from './lib/system-procs.mjs'
 
@@ -313,14 +314,7 @@ function countedRequests (exposition) {
  * that runs are comparable.
  */
 function shuffled (items, seed) {
-  let state = seed * 0x9e3779b9
-  const next = () => {
-    // mulberry32: small, fast and good enough to order a dozen rows.
-    state = (state + 0x6d2b79f5) | 0
-    let x = Math.imul(state ^ (state >>> 15), 1 | state)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
+  const next = seededRandom(seed * 0x9e3779b9)
   const out = [...items]
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(next() * (i + 1))

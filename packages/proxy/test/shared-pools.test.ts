@@ -55,10 +55,9 @@ t.test('two gateways in one process do not share, and closing one leaves the oth
   t.equal((await httpRequest(second.url, { path: '/a/x' })).status, 200)
   t.equal(up.sockets.size, 2)
   await first.app.close()
-  const closed = [...up.sockets].filter((s) => s.destroyed || s.readableEnded)
   // The first gateway's pool was destroyed with it: its connection goes, the other stays.
   await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal([...up.sockets].filter((s) => !s.destroyed).length, 1, `one connection left (closed before the wait: ${closed.length})`)
+  t.equal([...up.sockets].filter((s) => !s.destroyed).length, 1, 'one connection left')
   t.equal((await httpRequest(second.url, { path: '/a/x' })).status, 200)
   t.equal(up.sockets.size, 2, 'the second gateway still uses its own connection')
 })
