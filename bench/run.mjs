@@ -215,6 +215,8 @@ const systems = {
   'fl-full': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-full'), apis: [fullChain(c.upstream)] }) },
   'fl-redis': { needs: 'redis', script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-redis'), redis: c.redis, apis: [fullChain(c.upstream)] }) },
   'fl-ucf': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-ucf'), apis: [{ name: 'bench', prefix: '/api', target: c.refused }] }) },
+  // The same with the refusal backoff off: every request dials the refused port.
+  'fl-ucf-dial': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-ucf-dial'), apis: [{ name: 'bench', prefix: '/api', target: c.refused, refusedBackoff: 0 }] }) },
   // One refused request opens it (volumeThreshold 1), and it stays open for the whole run.
   'fl-cbo': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-cbo'), apis: [{ name: 'bench', prefix: '/api', target: c.refused, breaker: { volumeThreshold: 1, resetTimeout: 3_600_000 } }] }) },
   // The full chain with a limit of 1 request an hour: from the warm-up on, every request is RLT.
@@ -246,6 +248,7 @@ const allRows = [
   { id: 'fl-full', group: 'faultline', label: 'Faultline: full chain (memory)', system: 'fl-full', expect: 200, headers: KEY },
   { id: 'fl-redis', group: 'faultline', label: 'Faultline: full chain (Redis)', system: 'fl-redis', expect: 200, headers: KEY },
   { id: 'fl-ucf', group: 'error', label: 'error path: upstream refused (UCF)', system: 'fl-ucf', expect: 502 },
+  { id: 'fl-ucf-dial', group: 'error', label: 'error path: upstream refused, dialled every time (UCF, refusedBackoff 0)', system: 'fl-ucf-dial', expect: 502 },
   { id: 'fl-cbo', group: 'error', label: 'error path: breaker open (CBO)', system: 'fl-cbo', expect: 503 },
   { id: 'fl-rlt', group: 'error', label: 'error path: rate-limited (RLT)', system: 'fl-rlt', expect: 429, headers: KEY },
   // The scale rows pick a request at random per call; so does their own baseline (same load generator cost).
@@ -260,7 +263,7 @@ const smokeRows = ['direct', 'reply-from', 'fl-log', 'fl-metrics']
 const onlyList = args.only?.split(',')
 const runMemory = onlyList === undefined || onlyList.includes('memory')
 let wanted = smoke ? smokeRows : (onlyList?.filter((id) => id !== 'memory') ?? allRows.map((r) => r.id))
-wanted = [...new Set(['reply-from', ...wanted, ...(wanted.includes('fl-ucf') || wanted.includes('fl-metrics') ? ['fl-log'] : []), ...(wanted.some((id) => id.startsWith('scale-')) ? ['scale-base'] : [])])]
+wanted = [...new Set(['reply-from', ...wanted, ...(wanted.some((id) => id.startsWith('fl-ucf')) || wanted.includes('fl-metrics') ? ['fl-log'] : []), ...(wanted.some((id) => id.startsWith('scale-')) ? ['scale-base'] : [])])]
 const unknown = wanted.filter((id) => !allRows.some((r) => r.id === id))
 if (unknown.length > 0) throw new TypeError(`bench: unknown row(s) ${unknown.join(', ')}; rows: ${allRows.map((r) => r.id).join(', ')}`)
 
@@ -330,7 +333,7 @@ function shuffled (items, seed) {
  * order among themselves): the machine drifts less over a few seconds than over a whole round.
  */
 const adjacentGroups = [
-  ['fl-log', 'fl-metrics', 'fl-ucf'],
+  ['fl-log', 'fl-metrics', 'fl-ucf', 'fl-ucf-dial'],
   ['scale-base', 'scale-apis-one', 'scale-apis', 'scale-keys']
 ]
 
@@ -552,6 +555,7 @@ function summarise ({ rows, skipped, memory }) {
   target('p99 latency, full chain vs bare reply-from (50 connections)', byId.get('fl-full')?.p99Ratio, '<=', 1.5)
   const extra = {
     cboVsUcf: ratio('fl-cbo', 'fl-ucf'),
+    ucfDialVsSuccess: ratio('fl-ucf-dial', 'fl-log'),
     rltVsFull: ratio('fl-rlt', 'fl-full')
   }
   return { rows, skipped, memory, targets, extra }

@@ -49,6 +49,10 @@ export function markdown (results) {
     lines.push(`Error paths against the path they replace: CBO ${fmtRatio(extra.cboVsUcf)}x the throughput of UCF (same dead upstream, no breaker); RLT ${fmtRatio(extra.rltVsFull)}x the full chain's success path.`)
     lines.push('')
   }
+  if (extra.ucfDialVsSuccess !== undefined) {
+    lines.push(`UCF with every request dialling the refused port (\`refusedBackoff: 0\`): ${fmtRatio(extra.ucfDialVsSuccess)}x the success path (proxy + access log).`)
+    lines.push('')
+  }
   if (results.targets.length > 0) {
     lines.push('| target | measured | goal | met |')
     lines.push('|---|---:|---:|---|')

@@ -75,7 +75,7 @@ function keys (n) {
  * config.metrics: true adds @faultline/metrics as the gateway adds it (after the access log, before the
  * APIs, process metrics on), served on a port of its own that the harness scrapes during the rounds.
  *
- * config.apis[]: { name, prefix, target, keys?: n, rateLimit?, quota?, breaker? }
+ * config.apis[]: { name, prefix, target, keys?: n, rateLimit?, quota?, breaker?, refusedBackoff? }
  */
 async function faultline ({ accessLog: destination, metrics: withMetrics, apis, redis }) {
   const app = Fastify({
@@ -98,7 +98,9 @@ async function faultline ({ accessLog: destination, metrics: withMetrics, apis, 
         await scope.register(quota, options)
       }
       if (api.breaker !== undefined) await scope.register(breaker, api.breaker)
-      await scope.register(proxy, { name: api.name, upstream: { targets: [api.target] } })
+      const upstream = { targets: [api.target] }
+      if (api.refusedBackoff !== undefined) upstream.refusedBackoff = api.refusedBackoff
+      await scope.register(proxy, { name: api.name, upstream })
     }, { prefix: api.prefix })
   }
   // The auth plugin keeps its own compact copy: the lists go, as a gateway's parsed config would.

@@ -307,7 +307,8 @@ t.test('auth rejections after the breaker never count', async (t) => {
 t.test('several targets: the health marking takes a dead target out, the breaker stays closed', async (t) => {
   const dead = await closedPort()
   const live = await upstream(t, 200)
-  const gw = await startBreakerGateway(t, { targets: [dead.url, live.url], breaker: { volumeThreshold: 4 } })
+  // Without the refusal backoff, which would pass over the dead target before any ejection.
+  const gw = await startBreakerGateway(t, { targets: [dead.url, live.url], upstream: { refusedBackoff: 0 }, breaker: { volumeThreshold: 4 } })
   const flags: unknown[] = []
   for (let i = 0; i < 10; i++) flags.push((await send(gw)).line.response_flag)
   t.same(flags.filter((f) => f === 'UCF').length, 2, 'two failures on the dead target, then it is ejected')

@@ -54,6 +54,22 @@ export class FaultlineError extends Error {
   }
 }
 
+/**
+ * A FaultlineError without a stack trace, for failures the gateway meets at full request rate (a
+ * breaker that is open, an upstream that refuses): they are classified, not bugs, so nobody reads
+ * the wrapper's stack (a `cause` keeps its own), and capturing one is a measurable part of the cost
+ * of an error reply (it cost about 15% of CBO throughput).
+ */
+export function stacklessFaultlineError (flag: string, options?: FaultlineErrorOptions): FaultlineError {
+  const stackTraceLimit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new FaultlineError(flag, options)
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit
+  }
+}
+
 /** Brand check that survives two copies of this package in one process. */
 export function isFaultlineError (err: unknown): err is FaultlineError {
   return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[kFaultlineError] === true

@@ -2,7 +2,7 @@ export { faultlineCorePlugin as default, faultlineCorePlugin, reportFailure, app
 export type { FaultlineCoreOptions, FaultlineCore, RecordSink, FailureReport } from './plugin.js'
 export { flags, flagList, getFlag, isFlag } from './flags.js'
 export type { FlagDefinition, FlagCategory, FlagCode } from './flags.js'
-export { FaultlineError, isFaultlineError } from './faultline-error.js'
+export { FaultlineError, isFaultlineError, stacklessFaultlineError } from './faultline-error.js'
 export type { FaultlineErrorOptions } from './faultline-error.js'
 export { FaultlineRecord, recordFields, roundMs } from './record.js'
 export { classifyError } from './classify-error.js'

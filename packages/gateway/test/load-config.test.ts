@@ -182,6 +182,7 @@ t.test('every kind of schema error names the path of the bad value', async (t) =
     ['target with a query', withApi({ upstream: { targets: ['http://h/?a=1'] } }), 'apis[0].upstream.targets[0]: must not have a query string or a fragment (got "http://h/?a=1")'],
     ['retries above 5', withApi({ upstream: { targets: ['http://h'], retries: 6 } }), 'apis[0].upstream.retries: must be <= 5 (got 6)'],
     ['retries below 0', withApi({ upstream: { targets: ['http://h'], retries: -1 } }), 'apis[0].upstream.retries: must be >= 0 (got -1)'],
+    ['refusedBackoff below 0', withApi({ upstream: { targets: ['http://h'], refusedBackoff: -1 } }), 'apis[0].upstream.refusedBackoff: must be >= 0 (got -1)'],
     ['prefix without a leading slash', withApi({ prefix: 'api' }), 'apis[0].prefix: must be a path that starts with "/" and does not end with "/" (except "/" itself), without spaces, "?", "#", ":" or "*" (got "api")'],
     ['prefix with a trailing slash', withApi({ prefix: '/api/' }), 'apis[0].prefix: must be a path that starts with "/" and does not end with "/" (except "/" itself), without spaces, "?", "#", ":" or "*" (got "/api/")'],
     ['prefix with route syntax', withApi({ prefix: '/api/:id' }), 'apis[0].prefix: must be a path that starts with "/" and does not end with "/" (except "/" itself), without spaces, "?", "#", ":" or "*" (got "/api/:id")'],

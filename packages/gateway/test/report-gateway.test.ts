@@ -60,7 +60,8 @@ const app = await buildGateway({
   accessLog: { destination: logFile },
   apis: [
     { name: 'Orders', prefix: '/orders', methods: ['GET'], upstream: { targets: [ok.url] } },
-    { name: 'Payments', prefix: '/payments', upstream: { targets: [`http://127.0.0.1:${refusedPort}`] } },
+    // refusedBackoff 0: each refused request dials, so each one has upstream time.
+    { name: 'Payments', prefix: '/payments', upstream: { targets: [`http://127.0.0.1:${refusedPort}`], refusedBackoff: 0 } },
     { name: 'Billing', prefix: '/billing', upstream: { targets: [broken.url] } },
     { name: 'Search', prefix: '/search', upstream: { targets: [slow.url], responseTimeout: 150 } },
     { name: 'Accounts', prefix: '/accounts', auth: { type: 'apiKey', keys: [{ id: 'acme', key: 'sk_report_test_1' }] }, upstream: { targets: [ok.url] } }

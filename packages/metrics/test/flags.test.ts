@@ -19,7 +19,7 @@ t.test('counts by response_flag equal the failing requests sent, and the access 
   const gw = await startMetricsGateway(t, [
     { prefix: '/expired', proxy: { name: 'Expired', upstream: { targets: [lab.urls.tlsExpired], tls: { ca } } } },
     { prefix: '/self-signed', proxy: { name: 'SelfSigned', upstream: { targets: [lab.urls.tlsSelfSigned], tls: { ca } } } },
-    { prefix: '/refused', breaker: { volumeThreshold: 4, resetTimeout: 60_000 }, proxy: { name: 'Refused', upstream: { targets: [refused.url] } } },
+    { prefix: '/refused', breaker: { volumeThreshold: 4, resetTimeout: 60_000 }, proxy: { name: 'Refused', upstream: { targets: [refused.url], refusedBackoff: 0 } } },
     { prefix: '/status', proxy: { name: 'Status', upstream: { targets: [lab.urls.ok] } } },
     { prefix: '/ok', proxy: { name: 'Ok', methods: ['GET'], upstream: { targets: [ok.url] } } },
     { prefix: '/closed', quota: { rateLimit: { max: 100, timeWindow: 60_000 }, redis: { url: `redis://127.0.0.1:${store.port}`, connectTimeout: 200, commandTimeout: 200 }, failMode: 'closed' }, proxy: { name: 'FailClosed', upstream: { targets: [ok.url] } } },
@@ -77,13 +77,27 @@ t.test('counts by response_flag equal the failing requests sent, and the access 
   t.equal(total(samples, 'faultline_upstream_duration_seconds_bucket', { api: 'Ok', le: '+Inf' }), 5)
 })
 
+t.test('refusals answered during refusedBackoff count against their target, without upstream time', async (t) => {
+  const refused = await closedPort()
+  const gw = await startMetricsGateway(t, [
+    { prefix: '/held', proxy: { name: 'Held', upstream: { targets: [refused.url], refusedBackoff: 60_000 } } }
+  ])
+  for (let i = 0; i < 3; i++) await gw.send('/held/x')
+  await gw.log.waitFor(3)
+  const samples = await gw.scrape()
+  t.same(sumBy(samples, REQUESTS, 'response_flag', { api: 'Held' }), { UCF: 3 })
+  t.same(sumBy(samples, 'faultline_upstream_requests_total', 'response_flag', { api: 'Held', target: refused.address }), { UCF: 3 }, 'the target that fails')
+  t.equal(total(samples, 'faultline_upstream_duration_seconds_count', { api: 'Held' }), 1, 'dialled once')
+  t.equal(total(samples, 'faultline_request_duration_seconds_count', { api: 'Held' }), 3)
+})
+
 t.test('breaker state and healthy targets are read at scrape time', async (t) => {
   const dead = await closedPort()
   const ok = await upstream(t)
   const gw = await startMetricsGateway(t, [
-    { prefix: '/pair', proxy: { name: 'Pair', upstream: { targets: [ok.url, dead.url], healthCheck: undefined } } },
+    { prefix: '/pair', proxy: { name: 'Pair', upstream: { targets: [ok.url, dead.url], healthCheck: undefined, refusedBackoff: 0 } } },
     { prefix: '/probed', proxy: { name: 'Probed', upstream: { targets: [dead.url], healthCheck: { path: '/health', interval: 100, timeout: 200, unhealthyThreshold: 1 } } } },
-    { prefix: '/guarded', breaker: { volumeThreshold: 2, resetTimeout: 200 }, proxy: { name: 'Guarded', upstream: { targets: [dead.url] } } }
+    { prefix: '/guarded', breaker: { volumeThreshold: 2, resetTimeout: 200 }, proxy: { name: 'Guarded', upstream: { targets: [dead.url], refusedBackoff: 0 } } }
   ])
   let samples = await gw.scrape()
   t.equal(total(samples, 'faultline_upstream_targets', { api: 'Pair' }), 2)

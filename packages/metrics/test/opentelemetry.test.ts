@@ -48,7 +48,7 @@ t.test('counts, histograms and gauges through a MeterProvider match the Promethe
   const dead = await closedPort()
   const ok = await upstream(t)
   const gw = await startMetricsGateway(t, [
-    { prefix: '/dead', breaker: { volumeThreshold: 3, resetTimeout: 60_000 }, proxy: { name: 'Dead', upstream: { targets: [dead.url] } } },
+    { prefix: '/dead', breaker: { volumeThreshold: 3, resetTimeout: 60_000 }, proxy: { name: 'Dead', upstream: { targets: [dead.url], refusedBackoff: 0 } } },
     { prefix: '/ok', proxy: { name: 'Ok', upstream: { targets: [ok.url] } } }
   ], { openTelemetry: provider })
 

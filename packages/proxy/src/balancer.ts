@@ -1,6 +1,7 @@
 /**
  * Round-robin over an API's healthy targets. Targets are marked unhealthy by active probes
- * (healthCheck) or passively, after consecutive transport failures; see README "Health".
+ * (healthCheck) or passively, after consecutive transport failures; see README "Health". A target
+ * that just refused a connection is held back for a short backoff (README "Refused connections").
  */
 import type { Dispatcher } from 'undici'
 import type { HealthCheckOptions } from './options.js'
@@ -17,6 +18,8 @@ export interface Target {
   successes: number
   /** When a passively ejected target may be tried again (ms since epoch); 0 when not ejected. */
   retryAt: number
+  /** Until when (ms since epoch) the target is not dialled because it refused a connection; 0: no hold. */
+  refusedUntil: number
 }
 
 export function parseTarget (url: string): Target {
@@ -30,8 +33,15 @@ export function parseTarget (url: string): Target {
     healthy: true,
     failures: 0,
     successes: 0,
-    retryAt: 0
+    retryAt: 0,
+    refusedUntil: 0
   }
+}
+
+/** What failed, as classified by the core (`flag`, `response_code_details`). */
+export interface TransportFailure {
+  readonly flag: string
+  readonly details: string
 }
 
 export type HealthListener = (target: Target, healthy: boolean, reason: string) => void
@@ -48,7 +58,10 @@ export class Balancer {
   private timer: NodeJS.Timeout | undefined
   private probing = false
 
-  constructor (targets: Target[], private readonly health: HealthCheckOptions | undefined, private readonly onChange: HealthListener) {
+  /**
+   * @param refusedBackoff ms a target that refused a connection is not dialled (0: dial every time).
+   */
+  constructor (targets: Target[], private readonly health: HealthCheckOptions | undefined, private readonly onChange: HealthListener, private readonly refusedBackoff = 0) {
     this.targets = targets
     this.unhealthyThreshold = health?.unhealthyThreshold ?? 2
     this.healthyThreshold = health?.healthyThreshold ?? 1
@@ -60,21 +73,40 @@ export class Balancer {
     return this.targets.map((t) => t.address).join(',')
   }
 
-  /** The next healthy target, round-robin; `undefined` when none is healthy (NHU). */
+  /**
+   * The next healthy target, round-robin; `undefined` when none is healthy (NHU). A target in its
+   * refusal backoff is passed over while another one can be dialled, and returned only when every
+   * healthy target is in backoff: the caller answers UCF for it without dialling (see `isHeld`).
+   */
   pick (now = Date.now()): Target | undefined {
     const n = this.targets.length
+    let held = -1
     for (let i = 0; i < n; i++) {
-      const t = this.targets[(this.next + i) % n]
+      const at = (this.next + i) % n
+      const t = this.targets[at]
       if (t.healthy || (t.retryAt !== 0 && now >= t.retryAt)) {
-        this.next = (this.next + i + 1) % n
+        if (t.refusedUntil > now) {
+          if (held === -1) held = at
+          continue
+        }
+        this.next = (at + 1) % n
         return t
       }
     }
-    return undefined
+    if (held === -1) return undefined
+    this.next = (held + 1) % n
+    return this.targets[held]
+  }
+
+  /** Whether `target` refused a connection less than `refusedBackoff` ms ago. */
+  isHeld (target: Target, now = Date.now()): boolean {
+    return target.refusedUntil > now
   }
 
   /** Passive marking: a transport failure on a proxied request. */
-  reportFailure (target: Target, reason: string): void {
+  reportFailure (target: Target, failure: TransportFailure): void {
+    const reason = failure.details
+    if (failure.flag === 'UCF' && this.refusedBackoff > 0) target.refusedUntil = Date.now() + this.refusedBackoff
     target.failures++
     target.successes = 0
     if (!target.healthy) {
@@ -93,6 +125,7 @@ export class Balancer {
   /** Passive marking: the target answered (any status: its health is the breaker's business). */
   reportSuccess (target: Target): void {
     target.failures = 0
+    target.refusedUntil = 0
     if (!target.healthy && !this.active) {
       target.healthy = true
       target.retryAt = 0
@@ -103,6 +136,7 @@ export class Balancer {
   private probeResult (target: Target, ok: boolean, reason: string): void {
     if (ok) {
       target.failures = 0
+      target.refusedUntil = 0
       target.successes++
       if (!target.healthy && target.successes >= this.healthyThreshold) {
         target.healthy = true

@@ -38,6 +38,12 @@ export interface UpstreamOptions {
   responseTimeout?: number
   /** Extra attempts for idempotent methods without a body, on connection failures only. Default 0. */
   retries?: number
+  /**
+   * ms a target that refused a connection (UCF) is not dialled again: its requests go to another
+   * target, or, when none is left, get UCF at once. A success or a passing health probe ends it.
+   * 0 dials every time. Default 100.
+   */
+  refusedBackoff?: number
   tls?: UpstreamTlsOptions
   healthCheck?: HealthCheckOptions
   /** Custom host name resolution (Node's `net.connect` `lookup`), e.g. for service discovery. Default: dns.lookup. */

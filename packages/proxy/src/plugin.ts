@@ -16,6 +16,7 @@ import {
   FaultlineError,
   isFaultlineError,
   kUpstreamStart,
+  stacklessFaultlineError,
   roundMs,
   type FaultlineRecord
 } from '@faultline/core'
@@ -125,7 +126,7 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
   }
   const balancer = new Balancer(targets, upstream.healthCheck, (target, healthy, reason) => {
     log.warn({ api_name: settings.name, upstream_addr: target.address, healthy, reason }, healthy ? 'faultline: upstream target healthy again' : 'faultline: upstream target marked unhealthy')
-  })
+  }, upstream.refusedBackoff)
 
   // reply-from hands every attempt to this dispatcher: count attempts where they happen.
   const dispatcher = {
@@ -179,7 +180,7 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
     const failed = reply.request.faultlineUpstream
     const record = reply.faultline
     const c = classifyTransportError(details.err)
-    if (failed !== null && c !== undefined) balancer.reportFailure(failed, c.details)
+    if (failed !== null && c !== undefined) balancer.reportFailure(failed, c)
     const next = balancer.pick()
     if (next !== undefined && next !== failed && req.url instanceof URL) {
       reply.request.faultlineUpstream = next
@@ -202,7 +203,7 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
     record.upstream_latency = upstreamElapsed(record)
     applyClassification(record, { flag: c.flag, details: c.details, target: record.upstream_addr })
     const target = reply.request.faultlineUpstream
-    if (target !== null) balancer.reportFailure(target, c.details)
+    if (target !== null) balancer.reportFailure(target, c)
   }
 
   function onResponse (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number, stream: Readable }): void {
@@ -245,24 +246,15 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
       return
     }
     const target = reply.request.faultlineUpstream
-    if (target !== null && c.flag !== 'CDC') balancer.reportFailure(target, c.details)
-    // A classified transport failure is not a bug: nobody reads this wrapper's stack (the cause keeps
-    // its own), and capturing one is a measurable part of the cost of an error reply.
-    const stackTraceLimit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
-    let failure: FaultlineError
-    try {
-      failure = new FaultlineError(c.flag, {
-        details: c.details,
-        target: record?.upstream_addr,
-        cause: error,
-        fields: c.tlsCertExpiry !== undefined || c.tlsCertSubject !== undefined
-          ? { tls_cert_expiry: c.tlsCertExpiry, tls_cert_subject: c.tlsCertSubject }
-          : undefined
-      })
-    } finally {
-      Error.stackTraceLimit = stackTraceLimit
-    }
+    if (target !== null && c.flag !== 'CDC') balancer.reportFailure(target, c)
+    const failure = stacklessFaultlineError(c.flag, {
+      details: c.details,
+      target: record?.upstream_addr,
+      cause: error,
+      fields: c.tlsCertExpiry !== undefined || c.tlsCertSubject !== undefined
+        ? { tls_cert_expiry: c.tlsCertExpiry, tls_cert_subject: c.tlsCertSubject }
+        : undefined
+    })
     reply.send(failure)
   }
 
@@ -292,10 +284,17 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
   }
 
   function proxyHandler (request: FastifyRequest, reply: FastifyReply): FastifyReply {
-    const target = balancer.pick()
+    const now = Date.now()
+    const target = balancer.pick(now)
     if (target === undefined) throw new FaultlineError('NHU', { target: balancer.describe() })
     request.faultlineUpstream = target
     const record = reply.faultline as ProxiedRecord | null
+    if (balancer.isHeld(target, now)) {
+      // It refused a connection moments ago and no other target can be dialled: answer that refusal
+      // again without dialling (no upstream_attempts, no upstream_latency on the line).
+      if (record !== null) record.upstream_addr = target.address
+      throw stacklessFaultlineError('UCF', { target: target.address })
+    }
     if (record !== null) {
       record.upstream_addr = target.address
       record[kAbort] = new UpstreamCancel()

@@ -17,11 +17,15 @@ export interface ProxySettings {
     connectTimeout: number
     responseTimeout: number
     retries: number
+    refusedBackoff: number
     tls: UpstreamTlsOptions | undefined
     healthCheck: HealthCheckOptions | undefined
     lookup: LookupFunction | undefined
   }
 }
+
+/** ms a target that refused a connection is held back (README "Refused connections"). */
+export const DEFAULT_REFUSED_BACKOFF = 100
 
 const ALL_METHODS: HTTPMethods[] = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
 
@@ -96,6 +100,7 @@ export function validateProxyOptions (options: FaultlineProxyOptions): ProxySett
       connectTimeout: positiveInt('upstream.connectTimeout', up.connectTimeout, 5000),
       responseTimeout: positiveInt('upstream.responseTimeout', up.responseTimeout, 30000),
       retries: positiveInt('upstream.retries', up.retries, 0, 0),
+      refusedBackoff: positiveInt('upstream.refusedBackoff', up.refusedBackoff, DEFAULT_REFUSED_BACKOFF, 0),
       tls: tls === undefined ? undefined : { ...tls },
       healthCheck: hc === undefined ? undefined : { ...hc },
       lookup: up.lookup

@@ -4,7 +4,8 @@
  */
 import http from 'node:http'
 import net from 'node:net'
-import type { AddressInfo } from 'node:net'
+import type { LookupAddress, LookupOptions } from 'node:dns'
+import type { AddressInfo, LookupFunction } from 'node:net'
 import t, { type Test } from 'tap'
 import { startGateway, type TestApi, type TestGateway } from '../../../test/helpers/gateway.js'
 import { httpRequest, type HttpAnswer } from '../../../test/helpers/http-client.js'
@@ -143,7 +144,8 @@ t.test('with retries, an upstream 503 is not retried', async (t) => {
 t.test('passive marking takes a failing target out of rotation and says so once', async (t) => {
   const dead = await deadUpstream()
   const b = await upstream(t, 'b')
-  const gw = await gateway(t, [{ name: 'passive', prefix: '/passive', upstream: { targets: [dead, b.url] } }])
+  // Without the refusal backoff, which would pass over the dead target before any ejection.
+  const gw = await gateway(t, [{ name: 'passive', prefix: '/passive', upstream: { targets: [dead, b.url], refusedBackoff: 0 } }])
   const flags = []
   for (let i = 0; i < 8; i++) flags.push((await get(gw, '/passive/')).line.response_flag ?? 'ok')
   t.same(flags, ['UCF', 'ok', 'UCF', 'ok', 'ok', 'ok', 'ok', 'ok'], 'out after 2 consecutive failures')
@@ -156,6 +158,69 @@ t.test('a single target is never ejected on passive evidence alone', async (t) =
   const dead = await deadUpstream()
   const gw = await gateway(t, [{ name: 'single', prefix: '/single', upstream: { targets: [dead] } }])
   for (let i = 0; i < 4; i++) t.equal((await get(gw, '/single/')).line.response_flag, 'UCF')
+})
+
+/** A `lookup` that resolves every name to 127.0.0.1 and counts its calls: one per dial. */
+function countingLookup (): { lookup: LookupFunction, calls: () => number } {
+  let calls = 0
+  const lookup = ((_hostname: string, options: LookupOptions, callback: (err: Error | null, address: string | LookupAddress[], family?: number) => void) => {
+    calls++
+    if (options.all === true) callback(null, [{ address: '127.0.0.1', family: 4 }])
+    else callback(null, '127.0.0.1', 4)
+  }) as unknown as LookupFunction
+  return { lookup, calls: () => calls }
+}
+
+t.test('a target that refused is not dialled during refusedBackoff: UCF at once, then it is dialled again', async (t) => {
+  const port = await closedPort()
+  const dns = countingLookup()
+  const address = `refusing.test:${port}`
+  const gw = await gateway(t, [{ name: 'held', prefix: '/held', upstream: { targets: [`http://${address}`], refusedBackoff: 1500, lookup: dns.lookup } }])
+  const first = await get(gw, '/held/')
+  const refusedAt = Date.now()
+  t.match(first.line, { response_flag: 'UCF', upstream_attempts: 1, upstream_addr: address, error_target: address })
+  t.equal(dns.calls(), 1)
+
+  const held = await get(gw, '/held/')
+  t.ok(Date.now() - refusedAt < 1500, 'asked within the backoff')
+  t.equal(held.status, 502)
+  const { request_id: heldId, ...heldBody } = JSON.parse(held.body)
+  const { request_id: firstId, ...firstBody } = JSON.parse(first.body)
+  t.same(heldBody, firstBody, 'the same answer as a dialled refusal')
+  t.not(heldId, firstId)
+  t.match(held.line, { response_flag: 'UCF', response_code_details: 'connection_refused', error_source: 'UpstreamProxy', error_target: address, upstream_addr: address })
+  t.notOk('upstream_attempts' in held.line, 'no attempt was made')
+  t.notOk('upstream_latency' in held.line)
+  t.equal(dns.calls(), 1, 'not dialled')
+
+  // The upstream comes back on that port: once the backoff is over, it gets the next request.
+  const server = http.createServer((_req, res) => res.end('{"back":true}'))
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  await new Promise((resolve) => setTimeout(resolve, 1600 - (Date.now() - refusedAt)))
+  const back = await get(gw, '/held/')
+  t.equal(back.status, 200)
+  t.match(back.line, { status: 200, upstream_attempts: 1, response_source: 'upstream' })
+  t.equal(dns.calls(), 2)
+})
+
+t.test('refusedBackoff 0 dials a refusing target for every request', async (t) => {
+  const port = await closedPort()
+  const dns = countingLookup()
+  const gw = await gateway(t, [{ name: 'every', prefix: '/every', upstream: { targets: [`http://refusing.test:${port}`], refusedBackoff: 0, lookup: dns.lookup } }])
+  for (let i = 0; i < 3; i++) t.match((await get(gw, '/every/')).line, { response_flag: 'UCF', upstream_attempts: 1 })
+  t.equal(dns.calls(), 3)
+})
+
+t.test('with several targets, one that refused is passed over during its backoff, without being ejected', async (t) => {
+  const dead = await deadUpstream()
+  const b = await upstream(t, 'b')
+  const gw = await gateway(t, [{ name: 'skip', prefix: '/skip', upstream: { targets: [dead, b.url], refusedBackoff: 5000 } }])
+  const flags = []
+  for (let i = 0; i < 6; i++) flags.push((await get(gw, '/skip/')).line.response_flag ?? 'ok')
+  t.same(flags, ['UCF', 'ok', 'ok', 'ok', 'ok', 'ok'])
+  t.equal(b.hits, 5)
+  t.equal(gw.appLog.filter((l) => l.msg === 'faultline: upstream target marked unhealthy').length, 0, 'one failure is no ejection')
 })
 
 t.test('active health checks: all targets unhealthy is NHU 503 from the LoadBalancer; recovery brings them back', async (t) => {
@@ -224,6 +289,7 @@ t.test('a path escaping the API prefix is refused before dialling', async (t) =>
 t.test('bad proxy options fail at registration, naming the option and the value', async (t) => {
   await t.rejects(startGateway([{ name: 'x', prefix: '/x', upstream: { targets: ['ftp://nope'] } }]), /upstream.targets\[0\]" must be an http\(s\) URL, got "ftp:\/\/nope"/)
   await t.rejects(startGateway([{ name: 'x', prefix: '/x', upstream: { targets: ['http://127.0.0.1:1'], retries: -1 } }]), /upstream.retries" must be an integer >= 0, got -1/)
+  await t.rejects(startGateway([{ name: 'x', prefix: '/x', upstream: { targets: ['http://127.0.0.1:1'], refusedBackoff: 1.5 } }]), /upstream.refusedBackoff" must be an integer >= 0, got 1.5/)
   await t.rejects(startGateway([{ name: 'x', prefix: '/x', methods: ['BREW' as 'GET'], upstream: { targets: ['http://127.0.0.1:1'] } }]), /methods\[0\]" must be one of/)
 })
 

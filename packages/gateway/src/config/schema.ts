@@ -95,6 +95,8 @@ export interface UpstreamConfig {
   connectTimeout?: number
   responseTimeout?: number
   retries?: number
+  /** ms a target that refused a connection is not dialled (0: every time). Default 100. */
+  refusedBackoff?: number
   tls?: UpstreamTlsConfig
   healthCheck?: HealthCheckConfig
 }
@@ -261,6 +263,7 @@ const upstreamSchema = {
     connectTimeout: positiveInteger,
     responseTimeout: positiveInteger,
     retries: { type: 'integer', minimum: 0, maximum: 5 },
+    refusedBackoff: { type: 'integer', minimum: 0, maximum: 60_000 },
     tls: {
       type: 'object',
       additionalProperties: false,
