@@ -72,6 +72,17 @@ async function get (gw: TestGateway, path: string, init: { method?: string, body
   return { ...res, line: lines[before] }
 }
 
+/** The flag of each of `n` requests in a row (`ok` for none). */
+async function flagSequence (gw: TestGateway, path: string, n: number): Promise<string[]> {
+  const flags: string[] = []
+  for (let i = 0; i < n; i++) flags.push((await get(gw, path)).line.response_flag as string | undefined ?? 'ok')
+  return flags
+}
+
+function unhealthyWarnings (gw: TestGateway): Array<Record<string, unknown>> {
+  return gw.appLog.filter((l) => l.msg === 'faultline: upstream target marked unhealthy')
+}
+
 t.test('requests go round-robin over the targets, prefix stripped, query kept', async (t) => {
   const a = await upstream(t, 'a')
   const b = await upstream(t, 'b')
@@ -146,10 +157,8 @@ t.test('passive marking takes a failing target out of rotation and says so once'
   const b = await upstream(t, 'b')
   // Without the refusal backoff, which would pass over the dead target before any ejection.
   const gw = await gateway(t, [{ name: 'passive', prefix: '/passive', upstream: { targets: [dead, b.url], refusedBackoff: 0 } }])
-  const flags = []
-  for (let i = 0; i < 8; i++) flags.push((await get(gw, '/passive/')).line.response_flag ?? 'ok')
-  t.same(flags, ['UCF', 'ok', 'UCF', 'ok', 'ok', 'ok', 'ok', 'ok'], 'out after 2 consecutive failures')
-  const warnings = gw.appLog.filter((l) => l.msg === 'faultline: upstream target marked unhealthy')
+  t.same(await flagSequence(gw, '/passive/', 8), ['UCF', 'ok', 'UCF', 'ok', 'ok', 'ok', 'ok', 'ok'], 'out after 2 consecutive failures')
+  const warnings = unhealthyWarnings(gw)
   t.equal(warnings.length, 1)
   t.match(warnings[0], { api_name: 'passive', healthy: false, reason: 'connection_refused' })
 })
@@ -216,11 +225,9 @@ t.test('with several targets, one that refused is passed over during its backoff
   const dead = await deadUpstream()
   const b = await upstream(t, 'b')
   const gw = await gateway(t, [{ name: 'skip', prefix: '/skip', upstream: { targets: [dead, b.url], refusedBackoff: 5000 } }])
-  const flags = []
-  for (let i = 0; i < 6; i++) flags.push((await get(gw, '/skip/')).line.response_flag ?? 'ok')
-  t.same(flags, ['UCF', 'ok', 'ok', 'ok', 'ok', 'ok'])
+  t.same(await flagSequence(gw, '/skip/', 6), ['UCF', 'ok', 'ok', 'ok', 'ok', 'ok'])
   t.equal(b.hits, 5)
-  t.equal(gw.appLog.filter((l) => l.msg === 'faultline: upstream target marked unhealthy').length, 0, 'one failure is no ejection')
+  t.equal(unhealthyWarnings(gw).length, 0, 'one failure is no ejection')
 })
 
 t.test('active health checks: all targets unhealthy is NHU 503 from the LoadBalancer; recovery brings them back', async (t) => {
