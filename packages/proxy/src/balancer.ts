@@ -4,6 +4,7 @@
  * that just refused a connection is held back for a short backoff (README "Refused connections").
  */
 import type { Dispatcher } from 'undici'
+import type { TransportClassification } from '@faultline/core'
 import type { HealthCheckOptions } from './options.js'
 
 export interface Target {
@@ -36,12 +37,6 @@ export function parseTarget (url: string): Target {
     retryAt: 0,
     refusedUntil: 0
   }
-}
-
-/** What failed, as classified by the core (`flag`, `response_code_details`). */
-export interface TransportFailure {
-  readonly flag: string
-  readonly details: string
 }
 
 export type HealthListener = (target: Target, healthy: boolean, reason: string) => void
@@ -85,7 +80,7 @@ export class Balancer {
       const at = (this.next + i) % n
       const t = this.targets[at]
       if (t.healthy || (t.retryAt !== 0 && now >= t.retryAt)) {
-        if (t.refusedUntil > now) {
+        if (this.isHeld(t, now)) {
           if (held === -1) held = at
           continue
         }
@@ -104,7 +99,7 @@ export class Balancer {
   }
 
   /** Passive marking: a transport failure on a proxied request. */
-  reportFailure (target: Target, failure: TransportFailure): void {
+  reportFailure (target: Target, failure: Pick<TransportClassification, 'flag' | 'details'>): void {
     const reason = failure.details
     if (failure.flag === 'UCF' && this.refusedBackoff > 0) target.refusedUntil = Date.now() + this.refusedBackoff
     target.failures++
