@@ -4,7 +4,8 @@
  *   npm run bench                       # builds, then the full run (about 7 minutes)
  *   node bench/run.mjs --smoke          # a few seconds: 4 configurations, 1 short round
  *
- * Options: --duration S (per round, default 3), --rounds N (5), --warmup S (2), --connections N (50),
+ * Options: --duration S (per round, default 3), --rounds N (5), --warmup S (2), --settle S (unmeasured load
+ * before each row's round, 0.5; 0 for none), --connections N (50),
  * --mixed N (requests of the memory run), --only id,id (rows to run; their baselines are added),
  * --out DIR (default bench/results; smoke: a temporary directory), --no-docs (leave BENCHMARKS.md),
  * --cpu-prof id,id (write V8 CPU profiles of those systems to DIR/profiles).
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     rounds: { type: 'string' },
     warmup: { type: 'string' },
+    settle: { type: 'string' },
     connections: { type: 'string' },
     mixed: { type: 'string' },
     only: { type: 'string' },
@@ -50,6 +52,8 @@ const settings = {
   // off by 30%, and the median of five shrugs off two such rounds.
   rounds: Number(args.rounds ?? (smoke ? 1 : 5)),
   warmup: Number(args.warmup ?? (smoke ? 0.5 : 2)),
+  // Each row's load before each of its measured rounds, unmeasured (0: none).
+  settle: Number(args.settle ?? (smoke ? 0 : 0.5)),
   connections: Number(args.connections ?? (smoke ? 10 : 50)),
   // 1,000,000 mixed requests take about 5 minutes here on their own: more than the 10-minute
   // budget leaves once the comparison rows have run. --mixed 1000000 runs them all.
@@ -58,7 +62,8 @@ const settings = {
   mixedChunks: smoke ? 1 : 4
 }
 for (const [name, value] of Object.entries(settings)) {
-  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`bench: --${name} must be a positive number, got ${value}`)
+  const least = name === 'settle' ? 0 : Number.MIN_VALUE
+  if (!Number.isFinite(value) || value < least) throw new TypeError(`bench: --${name} must be a ${least === 0 ? 'non-negative' : 'positive'} number, got ${value}`)
 }
 const outDir = path.resolve(args.out ?? (smoke ? mkdtempSync(path.join(os.tmpdir(), 'faultline-bench-smoke-')) : path.join(here, 'results')))
 const workDir = mkdtempSync(path.join(os.tmpdir(), 'faultline-bench-'))
@@ -432,6 +437,9 @@ async function main () {
     for (let round = 0; round < settings.rounds; round++) {
       const order = roundOrder(rows, round + 1)
       for (const row of order) {
+        // Unmeasured: a system idle since its last round (about a minute in a full run) starts
+        // slower, and not all systems alike (see BENCHMARKS.md, "How it measures").
+        if (settings.settle > 0) await load.call({ type: 'run', spec: specOf(row, { duration: settings.settle }) })
         const system = running.get(row.system)
         const pids = system.pids()
         const cpu0 = pids.reduce((sum, pid) => sum + cpuMs(pid), 0)

@@ -13,7 +13,7 @@ export function markdown (results) {
   lines.push(`- Machine: ${machine.cores} cores (\`nproc\`), ${machine.cpuModel}, ${fmtMiB(machine.memoryBytes)} MiB RAM, ${machine.os}, kernel ${machine.kernel}, Node ${machine.node}.`)
   lines.push('- Everything shares those cores: the upstream, the system under test and the load generator each run in their own process.')
   lines.push(`- Versions: ${Object.entries(versions).map(([name, v]) => `${name} ${v}`).join(', ')}.`)
-  lines.push(`- Load: autocannon ${versions.autocannon}, ${settings.connections} connections, no pipelining, ${settings.rounds} rounds of ${settings.duration} s per configuration, interleaved (a seeded shuffle of the order each round, rows compared with each other kept adjacent), after a ${settings.warmup} s warm-up; figures are medians over rounds, ratios are medians of per-round ratios.`)
+  lines.push(`- Load: autocannon ${versions.autocannon}, ${settings.connections} connections, no pipelining, ${settings.rounds} rounds of ${settings.duration} s per configuration, interleaved (a seeded shuffle of the order each round, rows compared with each other kept adjacent), after a ${settings.warmup} s warm-up${settings.settle > 0 ? ` and ${settings.settle} s of unmeasured load before each measured round` : ''}; figures are medians over rounds, ratios are medians of per-round ratios.`)
   lines.push(`- Upstream: node:http answering ${settings.upstreamBodyBytes} bytes of JSON. Access logs are written to a file.`)
   if (results.skipped.length > 0) {
     for (const s of results.skipped) lines.push(`- Skipped: ${s.label}: ${s.reason}.`)
