@@ -1,4 +1,4 @@
-export { faultlineAuthPlugin as default, faultlineAuthPlugin } from './plugin.js'
+export { faultlineAuthPlugin as default, faultlineAuthPlugin, createAuthHook } from './plugin.js'
 export type { AuthOptions, ApiKeyAuthOptions, ApiKeyEntry, JwtAuthOptions, ExternalAuthOptions, MtlsAuthOptions, Authenticator } from './options.js'
 export { createApiKeyAuthenticator, hashApiKey } from './api-key-auth.js'
 export { createJwtAuthenticator } from './jwt-auth.js'

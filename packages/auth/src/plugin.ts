@@ -2,7 +2,7 @@
  * The auth boundary: one authenticator per registration, run in the onRequest hook of the routes
  * of the context it is registered in (register it next to the API's routes, e.g. with the proxy).
  */
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { isFaultlineError } from '@faultline/core'
 import { createApiKeyAuthenticator } from './api-key-auth.js'
@@ -62,11 +62,20 @@ function challengeFor (options: AuthOptions): ((flag: string) => string) | undef
 
 const printable = /^[\x20-\x7e]+$/
 
-async function faultlineAuth (fastify: FastifyInstance, options: AuthOptions): Promise<void> {
-  const authenticator = await createAuthenticator(fastify, options)
+/**
+ * The auth boundary of one API as an onRequest hook, for routes that share a scope with other
+ * APIs' routes (as in @faultline/gateway): the plugin below adds the same hook to its scope.
+ * Lifecycle hooks (closing the authenticator) go to `scope`; no request hook or decorator does.
+ */
+export async function createAuthHook (scope: FastifyInstance, options: AuthOptions): Promise<onRequestAsyncHookHandler> {
+  const authenticator = await createAuthenticator(scope, options)
   checkOptionNames(options)
   const challenge = challengeFor(options)
-  fastify.addHook('onRequest', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
+  const close = authenticator.close
+  if (close !== undefined) {
+    scope.addHook('onClose', async () => { await close.call(authenticator) })
+  }
+  return async function authenticate (request: FastifyRequest, reply: FastifyReply) {
     // The header that tells the upstream who the consumer is: whatever the client sent as its
     // value is dropped before anything can trust it.
     delete request.headers[CONSUMER_HEADER]
@@ -84,11 +93,11 @@ async function faultlineAuth (fastify: FastifyInstance, options: AuthOptions): P
     if (request.headers[CONSUMER_HEADER] === undefined && consumer !== undefined && printable.test(consumer)) {
       request.headers[CONSUMER_HEADER] = consumer
     }
-  })
-  const close = authenticator.close
-  if (close !== undefined) {
-    fastify.addHook('onClose', async () => { await close.call(authenticator) })
   }
+}
+
+async function faultlineAuth (fastify: FastifyInstance, options: AuthOptions): Promise<void> {
+  fastify.addHook('onRequest', await createAuthHook(fastify, options))
 }
 
 export const faultlineAuthPlugin: FastifyPluginAsync<AuthOptions> = fp(faultlineAuth, {

@@ -1,5 +1,5 @@
-export { faultlineBreakerPlugin as default, faultlineBreakerPlugin } from './plugin.js'
-export type { FaultlineBreaker } from './plugin.js'
+export { faultlineBreakerPlugin as default, faultlineBreakerPlugin, createApiBreaker } from './plugin.js'
+export type { FaultlineBreaker, ApiBreakerHooks } from './plugin.js'
 export type { FaultlineBreakerOptions } from './options.js'
 export { breakerDefaults } from './options.js'
 export type { CircuitBreakerState, BreakerStats } from './api-breaker.js'

@@ -3,7 +3,7 @@
  * refuses each request in onRequest (CBO when open or half-open and busy, UOF when its capacity is
  * full) and judges each admitted request from its finished record (a core sink).
  */
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { stacklessFaultlineError, type FaultlineError, type FaultlineRecord } from '@faultline/core'
 import {
@@ -63,17 +63,82 @@ function targetAddress (url: unknown): string | undefined {
   }
 }
 
-async function faultlineBreaker (fastify: FastifyInstance, options: FaultlineBreakerOptions): Promise<void> {
+/** One API's breaker: its admission hook, its view, and where its targets are declared. */
+export interface ApiBreakerHooks {
+  /** The onRequest hook that admits or refuses (CBO, UOF) each request of the API. */
+  readonly admit: onRequestHookHandler
+  readonly view: FaultlineBreaker
+  /** Adds a target URL (`upstream.targets` of the proxy) to what `error_target` names. */
+  addTarget: (url: string) => void
+}
+
+/**
+ * The circuit breaker of one API, for routes that share a scope with other APIs' routes (as in
+ * @faultline/gateway): the plugin below adds the same hook to its scope. `apiName` names the API
+ * in the breaker's log lines (asked when it logs, so a plugin can learn it from its routes later).
+ * Lifecycle hooks go to `scope`; no request hook or decorator does.
+ */
+export function createApiBreaker (scope: FastifyInstance, options: FaultlineBreakerOptions, apiName: () => string): ApiBreakerHooks {
   const settings = validateBreakerOptions(options)
+  const breaker = new ApiBreaker(settings, scope.log, { apiName })
+
+  function rejection (verdict: Admission): FaultlineError {
+    if (verdict === REJECTED_CAPACITY) return stacklessFaultlineError('UOF', { target: breaker.targets })
+    return stacklessFaultlineError('CBO', {
+      target: breaker.targets,
+      headers: { 'retry-after': breaker.retryAfter() },
+      fields: verdict === REJECTED_OPEN ? OPEN_FIELDS : HALF_OPEN_FIELDS
+    })
+  }
+
+  function admitToUpstream (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const record = reply.faultline
+    if (record === null) {
+      done()
+      return
+    }
+    const verdict = breaker.admit(record)
+    if (verdict === ADMITTED) done()
+    // Answered on the next tick: onRequest runs before Node's parser has marked even a bodiless
+    // request complete, and the core's error reply closes the connection of an incomplete request.
+    // A breaker that made every rejected client reconnect would add load during the outage.
+    else process.nextTick(done, rejection(verdict))
+  }
+
+  const core = scope.faultline
+  if (!coresWithSink.has(core)) {
+    coresWithSink.add(core)
+    core.addSink(breakerSink)
+  }
+  scope.addHook('onClose', (_instance, next) => {
+    breaker.shutdown()
+    next()
+  })
+
+  return {
+    admit: admitToUpstream,
+    view: {
+      get name () { return breaker.name },
+      get state () { return breaker.currentState },
+      get inFlight () { return breaker.inFlight },
+      get targets () { return breaker.targets },
+      stats: () => breaker.stats()
+    },
+    addTarget (url: string): void {
+      const address = targetAddress(url)
+      if (address !== undefined) breaker.addTarget(address)
+    }
+  }
+}
+
+async function faultlineBreaker (fastify: FastifyInstance, options: FaultlineBreakerOptions): Promise<void> {
   if (fastify.hasDecorator('faultlineBreaker')) {
     throw new Error('@faultline/breaker: a breaker already guards this scope; register one per API, in the API\'s own scope')
   }
   let apiName: string | undefined
   let otherApiWarned = false
   const prefix = fastify.prefix === '' ? '/' : fastify.prefix
-  const breaker = new ApiBreaker(settings, fastify.log, {
-    apiName: () => apiName ?? settings.name ?? prefix
-  })
+  const breaker = createApiBreaker(fastify, options, () => apiName ?? options.name ?? prefix)
 
   let guardedRoutes = 0
   // The API's name, from the routes of this scope (the proxy sets config.apiName).
@@ -92,56 +157,15 @@ async function faultlineBreaker (fastify: FastifyInstance, options: FaultlineBre
   fastify.addHook('onRegister', (_instance, opts) => {
     const targets = (opts as { upstream?: { targets?: unknown } }).upstream?.targets
     if (!Array.isArray(targets)) return
-    for (const url of targets) {
-      const address = targetAddress(url)
-      if (address !== undefined) breaker.addTarget(address)
-    }
+    for (const url of targets) breaker.addTarget(url)
   })
 
-  function rejection (verdict: Admission): FaultlineError {
-    if (verdict === REJECTED_CAPACITY) return stacklessFaultlineError('UOF', { target: breaker.targets })
-    return stacklessFaultlineError('CBO', {
-      target: breaker.targets,
-      headers: { 'retry-after': breaker.retryAfter() },
-      fields: verdict === REJECTED_OPEN ? OPEN_FIELDS : HALF_OPEN_FIELDS
-    })
-  }
-
-  fastify.addHook('onRequest', function admitToUpstream (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
-    const record = reply.faultline
-    if (record === null) {
-      done()
-      return
-    }
-    const verdict = breaker.admit(record)
-    if (verdict === ADMITTED) done()
-    // Answered on the next tick: onRequest runs before Node's parser has marked even a bodiless
-    // request complete, and the core's error reply closes the connection of an incomplete request.
-    // A breaker that made every rejected client reconnect would add load during the outage.
-    else process.nextTick(done, rejection(verdict))
-  })
-
-  const core = fastify.faultline
-  if (!coresWithSink.has(core)) {
-    coresWithSink.add(core)
-    core.addSink(breakerSink)
-  }
-
-  fastify.decorate('faultlineBreaker', {
-    get name () { return breaker.name },
-    get state () { return breaker.currentState },
-    get inFlight () { return breaker.inFlight },
-    get targets () { return breaker.targets },
-    stats: () => breaker.stats()
-  } satisfies FaultlineBreaker)
+  fastify.addHook('onRequest', breaker.admit)
+  fastify.decorate('faultlineBreaker', breaker.view)
 
   fastify.addHook('onReady', (next) => {
     // Routes registered before the breaker (a proxy registered first) do not run its hook.
-    if (guardedRoutes === 0) fastify.log.warn({ circuit_breaker: breaker.name }, 'faultline: the circuit breaker guards no route; register it before the proxy, in the API\'s scope')
-    next()
-  })
-  fastify.addHook('onClose', (_instance, next) => {
-    breaker.shutdown()
+    if (guardedRoutes === 0) fastify.log.warn({ circuit_breaker: breaker.view.name }, 'faultline: the circuit breaker guards no route; register it before the proxy, in the API\'s scope')
     next()
   })
 }

@@ -7,3 +7,10 @@ export const kStatusCode = Symbol('faultline.statusCode')
 export const kReply = Symbol('faultline.reply')
 /** When the upstream was first dialled for this request (performance.now()), set by the proxy. */
 export const kUpstreamStart = Symbol('faultline.upstreamStart')
+/**
+ * Route config keys for an API's breaker and balancer views. Metrics and health endpoints look
+ * there first: when several APIs share one scope (as in @faultline/gateway), no scope decorator
+ * can tell them apart.
+ */
+export const kApiBreaker = Symbol('faultline.apiBreaker')
+export const kApiTargets = Symbol('faultline.apiTargets')

@@ -1,12 +1,13 @@
 /**
- * The upstream proxy: one registration per API, under the API's prefix. Proxies with
+ * The upstream proxy: one registration per API, under the API's prefix (or `registerProxyApi` for
+ * APIs that share one scope, as in @faultline/gateway). Proxies with
  * @fastify/reply-from over our own undici Agent (TLS verified, timeouts enforced, no silent
  * retries), and classifies every upstream failure on the request's record.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, HTTPMethods, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Agent, Pool, type Dispatcher } from 'undici'
@@ -15,6 +16,8 @@ import {
   classifyTransportError,
   FaultlineError,
   isFaultlineError,
+  kApiTargets,
+  kRouteConfig,
   kUpstreamStart,
   stacklessFaultlineError,
   roundMs,
@@ -51,9 +54,12 @@ declare module 'fastify' {
 const kFailed = Symbol('faultline.proxy.failed')
 const kAbort = Symbol('faultline.proxy.abort')
 const kReply = Symbol('faultline.proxy.reply')
+const kDispatch = Symbol('faultline.proxy.dispatch')
+/** Route config key of the API's scope-wide needs (body policy). */
+const kProxyApi = Symbol('faultline.proxy.api')
 
 type ProxiedRecord = FaultlineRecord & { [kFailed]?: boolean, [kAbort]?: UpstreamCancel }
-type HeadersWithReply = IncomingHttpHeaders & { [kReply]?: FastifyReply }
+type HeadersWithReply = IncomingHttpHeaders & { [kReply]?: FastifyReply, [kDispatch]?: (opts: Dispatcher.RequestOptions, callback: DispatchCallback) => void }
 type StreamWithReply = Readable & { [kReply]?: FastifyReply }
 type ResponseWithReply = ServerResponse & { [kReply]?: FastifyReply }
 
@@ -101,11 +107,78 @@ function upstreamElapsed (record: ProxiedRecord): number | undefined {
   return start === undefined ? undefined : roundMs(performance.now() - start)
 }
 
-async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxyOptions): Promise<void> {
+/** What the scope-wide parts (dispatcher, body parser) need of an API: found on its route config. */
+interface ProxyApi {
+  readonly bodyPolicy: BodyPolicy
+}
+type DispatchCallback = (err: Error | null, data: Dispatcher.ResponseData) => void
+type RouteConfigWithApi = Record<string | symbol, unknown> & { [kProxyApi]?: ProxyApi }
+
+function withoutTrailingSlash (path: string): string {
+  let end = path.length
+  while (end > 0 && path[end - 1] === '/') end--
+  return path.slice(0, end)
+}
+
+/** The API of a request's route (the core keeps the route config on the record). */
+function proxyApiOf (request: FastifyRequest): ProxyApi {
+  const config = (request.faultline?.[kRouteConfig] ?? request.routeOptions.config) as RouteConfigWithApi
+  return config[kProxyApi] as ProxyApi
+}
+
+/** reply-from's one dispatcher per scope: each attempt goes to its API's (set in its request headers). */
+const dispatcher = {
+  request (opts: Dispatcher.RequestOptions, callback: DispatchCallback): void {
+    const dispatch = (opts.headers as HeadersWithReply)[kDispatch]
+    if (dispatch !== undefined) dispatch(opts, callback)
+    else callback(new Error('@faultline/proxy: an upstream request without its API'), undefined as unknown as Dispatcher.ResponseData)
+  }
+}
+
+const preparedScopes = new WeakSet<FastifyInstance>()
+
+/** Once per scope: reply-from over the dispatcher above, and the pass-through body parser. */
+function prepareProxyScope (scope: FastifyInstance): void {
+  if (preparedScopes.has(scope)) return
+  preparedScopes.add(scope)
+  // @faultline/core declares it for the whole app (one request shape for every API).
+  if (!scope.hasRequestDecorator('faultlineUpstream')) scope.decorateRequest('faultlineUpstream', null)
+  scope.register(replyFrom, { undici: dispatcher as unknown as { request: Dispatcher['request'] }, disableRequestLogging: true })
+  // Bodies stream through to the upstream untouched (limited when their size was not declared).
+  scope.removeAllContentTypeParsers()
+  scope.addContentTypeParser('*', function passThrough (request, payload, next) {
+    prepareBody(request, payload, proxyApiOf(request).bodyPolicy).then((body) => next(null, body), next)
+  })
+}
+
+/** Where an API's routes are added, and what runs around the proxy's own onRequest hook. */
+export interface ProxyRouteOptions {
+  /**
+   * The API's path prefix within `scope` (default `''`: the scope's own prefix is the API's). Its
+   * routes are the prefix itself and everything under it.
+   */
+  prefix?: string
+  /** onRequest hooks that run before the proxy checks the request head (auth, breaker). */
+  before?: onRequestHookHandler[]
+  /** onRequest hooks that run after it (rate limit and quota). */
+  after?: onRequestHookHandler[]
+  /** More route config for the API's routes (e.g. its breaker view under `kApiBreaker`). */
+  config?: Record<string | symbol, unknown>
+}
+
+/**
+ * Adds one API's proxy routes to `scope`, which may hold other APIs' routes too (as in
+ * @faultline/gateway, where every API shares one scope, so every request has the same shape
+ * whatever its API). The first call in a scope registers @fastify/reply-from there and replaces
+ * the scope's body parsers with the proxy's pass-through; each API's routes carry their own
+ * settings, balancer and hooks. The plugin below is this function in a scope of its own.
+ */
+export function registerProxyApi (scope: FastifyInstance, options: FaultlineProxyOptions, routes: ProxyRouteOptions = {}): FaultlineTargets {
   const settings: ProxySettings = validateProxyOptions(options)
   const { upstream } = settings
-  const log = fastify.log
-  const requestIdHeader = fastify.faultline.settings.requestIdHeader
+  const log = scope.log
+  const requestIdHeader = scope.faultline.settings.requestIdHeader
+  prepareProxyScope(scope)
 
   const dispatcherOptions = {
     connect: buildVerifyingConnector({ tls: upstream.tls, connectTimeout: upstream.connectTimeout, lookup: upstream.lookup }),
@@ -118,7 +191,7 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
   // an origin's pool whenever a connection to it fails, so with a refused upstream it built a new
   // Pool and Client for every request (the UCF path cost twice the success path; bench/).
   // APIs of this server with the same upstream settings share those pools (shared-pools.ts).
-  const sharedPools = new SharedPools(fastify.server)
+  const sharedPools = new SharedPools(scope.server)
   const settingsKey = poolSettingsKey(upstream)
   const pools = new Map<string, Pool>()
   for (const target of targets) {
@@ -128,26 +201,25 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
     log.warn({ api_name: settings.name, upstream_addr: target.address, healthy, reason }, healthy ? 'faultline: upstream target healthy again' : 'faultline: upstream target marked unhealthy')
   }, upstream.refusedBackoff)
 
-  // reply-from hands every attempt to this dispatcher: count attempts where they happen.
-  const dispatcher = {
-    request (opts: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void): void {
-      const headers = opts.headers as HeadersWithReply
-      const reply = headers[kReply]
-      if (reply !== undefined) {
-        // Not `delete`: that would turn this attempt's headers into a dictionary before undici
-        // reads them. undici only reads string keys.
-        headers[kReply] = undefined
-        const record = reply.faultline as ProxiedRecord | null
-        if (record !== null) {
-          record.upstream_attempts = (record.upstream_attempts ?? 0) + 1
-          // An EventEmitter-like signal, which undici accepts (see upstream-cancel.ts).
-          opts.signal = record[kAbort] as unknown as Dispatcher.RequestOptions['signal']
-        }
+  // reply-from hands every attempt to the scope's dispatcher, which hands it here: count attempts
+  // where they happen.
+  function dispatch (opts: Dispatcher.RequestOptions, callback: DispatchCallback): void {
+    const headers = opts.headers as HeadersWithReply
+    const reply = headers[kReply]
+    if (reply !== undefined) {
+      // Not `delete`: that would turn this attempt's headers into a dictionary before undici
+      // reads them. undici only reads string keys.
+      headers[kReply] = undefined
+      const record = reply.faultline as ProxiedRecord | null
+      if (record !== null) {
+        record.upstream_attempts = (record.upstream_attempts ?? 0) + 1
+        // An EventEmitter-like signal, which undici accepts (see upstream-cancel.ts).
+        opts.signal = record[kAbort] as unknown as Dispatcher.RequestOptions['signal']
       }
-      const pool = pools.get(String(opts.origin))
-      if (pool !== undefined) pool.request(opts, callback)
-      else agent.request(opts, callback)
     }
+    const pool = pools.get(String(opts.origin))
+    if (pool !== undefined) pool.request(opts, callback)
+    else agent.request(opts, callback)
   }
 
   function rewriteRequestHeaders (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
@@ -161,6 +233,7 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
       }
       out[kReply] = reply
     }
+    out[kDispatch] = dispatch
     const forwarded = headers['x-forwarded-for']
     const ip = request.ip
     out['x-forwarded-for'] = typeof forwarded === 'string' && forwarded.length > 0 ? `${forwarded}, ${ip}` : ip
@@ -268,8 +341,10 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
     retryDelay
   } as unknown as FastifyReplyFromHooks
 
-  const prefix = fastify.prefix === '/' ? '' : fastify.prefix
-  const bodyLimit = settings.bodyLimit ?? fastify.initialConfig.bodyLimit ?? 1048576
+  const ownPrefix = withoutTrailingSlash(routes.prefix ?? '')
+  // What the upstream does not see of the path: the scope's prefix and the API's.
+  const prefix = withoutTrailingSlash(scope.prefix + ownPrefix)
+  const bodyLimit = settings.bodyLimit ?? scope.initialConfig.bodyLimit ?? 1048576
 
   function upstreamPath (request: FastifyRequest): string {
     const url = request.raw.url ?? '/'
@@ -318,52 +393,54 @@ async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxy
     throw new FaultlineError('MNA')
   }
 
-  // @faultline/core declares it for the whole app (one request shape for every API).
-  if (!fastify.hasRequestDecorator('faultlineUpstream')) fastify.decorateRequest('faultlineUpstream', null)
-  fastify.decorate('faultlineTargets', {
+  const targetsView: FaultlineTargets = {
     apiName: settings.name,
     list: () => balancer.targets.map((t) => ({ address: t.address, healthy: t.healthy }))
-  } satisfies FaultlineTargets)
-  fastify.register(replyFrom, { undici: dispatcher as unknown as { request: Dispatcher['request'] }, disableRequestLogging: true })
-
-  const bodyPolicy: BodyPolicy = {
-    bodyLimit,
-    requireContentLength: settings.requireContentLength,
-    contentTypes: settings.contentTypes,
-    validate: settings.schema === undefined ? undefined : compileSchema(settings.schema)
+  }
+  const api: ProxyApi = {
+    bodyPolicy: {
+      bodyLimit,
+      requireContentLength: settings.requireContentLength,
+      contentTypes: settings.contentTypes,
+      validate: settings.schema === undefined ? undefined : compileSchema(settings.schema)
+    }
   }
 
   // What the head says is checked before any body byte is read.
-  fastify.addHook('onRequest', (request, _reply, next) => {
-    next(checkRequestHead(request, bodyPolicy))
-  })
-
-  // Bodies stream through to the upstream untouched (limited when their size was not declared).
-  fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('*', function passThrough (request, payload, next) {
-    prepareBody(request, payload, bodyPolicy).then((body) => next(null, body), next)
-  })
+  function checkHead (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction): void {
+    next(checkRequestHead(request, api.bodyPolicy))
+  }
 
   const routeConfig = {
+    ...routes.config,
     apiName: settings.name,
     ...(settings.exposeFlag !== undefined ? { exposeFlag: settings.exposeFlag } : {}),
-    ...(settings.accessLog !== undefined ? { accessLog: settings.accessLog } : {})
+    ...(settings.accessLog !== undefined ? { accessLog: settings.accessLog } : {}),
+    [kApiTargets]: targetsView,
+    [kProxyApi]: api
   }
-  const other = (fastify.supportedMethods as HTTPMethods[]).filter((m) => !settings.methods.includes(m))
-  for (const url of ['/', '/*']) {
-    fastify.route({ method: settings.methods, url, handler: proxyHandler, config: routeConfig, exposeHeadRoute: false })
-    if (other.length > 0) fastify.route({ method: other, url, handler: methodNotAllowed, config: routeConfig, exposeHeadRoute: false })
+  const onRequest = [...(routes.before ?? []), checkHead, ...(routes.after ?? [])]
+  const other = (scope.supportedMethods as HTTPMethods[]).filter((m) => !settings.methods.includes(m))
+  const urls = ownPrefix === '' ? ['/', '/*'] : [ownPrefix, ownPrefix + '/', ownPrefix + '/*']
+  for (const url of urls) {
+    scope.route({ method: settings.methods, url, handler: proxyHandler, config: routeConfig, onRequest, exposeHeadRoute: false })
+    if (other.length > 0) scope.route({ method: other, url, handler: methodNotAllowed, config: routeConfig, onRequest, exposeHeadRoute: false })
   }
 
-  fastify.addHook('onReady', (next) => {
+  scope.addHook('onReady', (next) => {
     balancer.startProbes(agent)
     next()
   })
-  fastify.addHook('onClose', (_instance, next) => {
+  scope.addHook('onClose', (_instance, next) => {
     balancer.stop()
     // Clients are gone by now (the server closed first): nothing left is worth waiting for.
     Promise.allSettled([agent.destroy(), ...[...pools.keys()].map(async (origin) => { await sharedPools.release(origin, settingsKey) })]).then(() => next(), () => next())
   })
+  return targetsView
+}
+
+async function faultlineProxy (fastify: FastifyInstance, options: FaultlineProxyOptions): Promise<void> {
+  fastify.decorate('faultlineTargets', registerProxyApi(fastify, options))
 }
 
 export const faultlineProxyPlugin: FastifyPluginAsync<FaultlineProxyOptions> = fp(faultlineProxy, {

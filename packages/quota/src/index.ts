@@ -1,5 +1,5 @@
-export { faultlineQuotaPlugin as default, faultlineQuotaPlugin } from './plugin.js'
-export type { FaultlineQuota } from './plugin.js'
+export { faultlineQuotaPlugin as default, faultlineQuotaPlugin, createApiQuota } from './plugin.js'
+export type { FaultlineQuota, ApiQuotaHooks } from './plugin.js'
 export { validateOptions, parseDuration } from './options.js'
 export type { FaultlineQuotaOptions, RateLimitOptions, QuotaOptions, RedisConnectionOptions, QuotaSettings } from './options.js'
 export { periodAt, isCalendarPeriod } from './calendar-period.js'

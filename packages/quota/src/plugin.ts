@@ -137,22 +137,31 @@ function rateLimitError (_request: FastifyRequest, context: errorResponseBuilder
   })
 }
 
-async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuotaOptions): Promise<void> {
+/** One API's rate limit and quota: the settings, the stores, and the hook for its routes. */
+export interface ApiQuotaHooks {
+  readonly view: FaultlineQuota
+  /**
+   * The onRequest hook for a route the rate limit and/or the quota apply to (both, unless one is
+   * turned off for the route); undefined when neither applies.
+   */
+  hookFor: (route?: { rateLimit?: boolean, quota?: boolean }) => onRequestAsyncHookHandler | undefined
+}
+
+/**
+ * The rate limit and quota of one API, for routes that share a scope with other APIs' routes (as
+ * in @faultline/gateway): the plugin below adds the same hook to the routes of its scope.
+ * `apiPrefix` names the API in counter keys when a request has no API name. Lifecycle hooks (the
+ * store's) go to `scope`, and @fastify/rate-limit is registered once per server in a child scope;
+ * no request hook or decorator is added to `scope`.
+ */
+export async function createApiQuota (scope: FastifyInstance, options: FaultlineQuotaOptions, apiPrefix: string = scope.prefix): Promise<ApiQuotaHooks> {
   const settings = validateOptions(options)
-  if (Object.hasOwn(fastify, 'faultlineQuota')) {
-    throw new Error(`${PREFIX}: registered twice in the same scope; register it once per API scope`)
-  }
   const { rateLimit, quota, failMode, keyPrefix, clock } = settings
-  const log = fastify.log
+  const log = scope.log
 
   if (rateLimit === undefined && quota === undefined) {
     // Nothing to enforce: no store, no hook.
-    fastify.decorate('faultlineQuota', { settings, rateLimitStore: undefined, quotaStore: undefined })
-    return
-  }
-  if (rateLimit !== undefined && fastify.hasDecorator('rateLimit')) {
-    throw new Error(`${PREFIX}: @fastify/rate-limit is already registered in a parent scope; ` +
-      'its decorators would shadow the one this plugin registers. Use one or the other for these routes.')
+    return { view: { settings, rateLimitStore: undefined, quotaStore: undefined }, hookFor: () => undefined }
   }
 
   // Stores: one shared Redis store for both, or one bounded memory store each.
@@ -175,7 +184,7 @@ async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuota
         }
       }
     })
-    fastify.addHook('onClose', async () => { await shared.close() })
+    scope.addHook('onClose', async () => { await shared.close() })
     await shared.connect()
     if (rateLimit !== undefined) rateLimitStore = shared
     if (quota !== undefined) quotaStore = shared
@@ -184,10 +193,9 @@ async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuota
     if (quota !== undefined) quotaStore = new MemoryCounterStore({ maxKeys: settings.cacheMax, clock })
   }
   const sharedStore = rateLimitStore !== undefined && rateLimitStore === quotaStore
-  fastify.decorate('faultlineQuota', { settings, rateLimitStore, quotaStore } satisfies FaultlineQuota)
 
   // Keys: prefix, kind, API (URI-encoded: it cannot contain ':'), then who. Two APIs never share a counter.
-  const fallbackApi = fastify.prefix === '' ? '/' : fastify.prefix
+  const fallbackApi = apiPrefix === '' ? '/' : apiPrefix
   let lastApi: string | undefined
   let lastNamespace = ''
   function apiNamespace (record: FaultlineRecord | null): string {
@@ -215,7 +223,7 @@ async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuota
   let rateLimitHook: preHandlerAsyncHookHandler | undefined
   if (rateLimit !== undefined && rateLimitStore !== undefined) {
     const byConsumer = rateLimit.key === 'consumer'
-    const createHook = await sharedRateLimit(fastify)
+    const createHook = await sharedRateLimit(scope)
     rateLimitHook = createHook({
       max: rateLimit.max,
       timeWindow: rateLimit.timeWindow,
@@ -234,7 +242,7 @@ async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuota
   /** Runs the rate limit; resolves true when its store failed (failMode open: the request goes on). */
   async function limitRate (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     try {
-      await (rateLimitHook as preHandlerAsyncHookHandler).call(fastify, request, reply)
+      await (rateLimitHook as preHandlerAsyncHookHandler).call(scope, request, reply)
       return false
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err
@@ -288,6 +296,29 @@ async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuota
     await checkQuota(request, reply, storeDown)
   }
 
+  return {
+    view: { settings, rateLimitStore, quotaStore },
+    hookFor (route) {
+      const limited = rateLimitHook !== undefined && route?.rateLimit !== false
+      const counted = quota !== undefined && route?.quota !== false
+      if (!limited && !counted) return undefined
+      return limited ? (counted ? enforceBoth : enforceRateLimit) : enforceQuota
+    }
+  }
+}
+
+async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuotaOptions): Promise<void> {
+  if (Object.hasOwn(fastify, 'faultlineQuota')) {
+    throw new Error(`${PREFIX}: registered twice in the same scope; register it once per API scope`)
+  }
+  if ((options as { rateLimit?: unknown } | undefined)?.rateLimit !== undefined && fastify.hasDecorator('rateLimit')) {
+    throw new Error(`${PREFIX}: @fastify/rate-limit is already registered in a parent scope; ` +
+      'its decorators would shadow the one this plugin registers. Use one or the other for these routes.')
+  }
+  const api = await createApiQuota(fastify, options)
+  fastify.decorate('faultlineQuota', api.view)
+  if (api.view.rateLimitStore === undefined && api.view.quotaStore === undefined) return
+
   // Route-level onRequest hooks run after the scope's hooks, so after auth has named the consumer,
   // whatever the registration order. Routes that opt out get no hook at all.
   fastify.addHook('onRoute', (routeOptions) => {
@@ -296,10 +327,8 @@ async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuota
       throw new TypeError(`${PREFIX}: route ${routeOptions.method.toString()} ${routeOptions.url}: config.rateLimit may only be false ` +
         '(per-route rate-limit options are not supported; register another scope with its own options)')
     }
-    const limited = rateLimitHook !== undefined && config?.rateLimit !== false
-    const counted = quota !== undefined && config?.quota !== false
-    if (!limited && !counted) return
-    const hook: onRequestAsyncHookHandler = limited ? (counted ? enforceBoth : enforceRateLimit) : enforceQuota
+    const hook = api.hookFor({ rateLimit: config?.rateLimit !== false, quota: config?.quota !== false })
+    if (hook === undefined) return
     const existing = routeOptions.onRequest
     if (existing === undefined || existing === null) routeOptions.onRequest = [hook]
     else if (Array.isArray(existing)) routeOptions.onRequest = [...existing, hook]
