@@ -13,12 +13,9 @@ import express from 'express'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import core, { clientErrorHandler, frameworkErrors } from '@faultline/core'
 import accessLog from '@faultline/access-log'
-import auth from '@faultline/auth'
-import quota from '@faultline/quota'
-import breaker from '@faultline/breaker'
-import proxy from '@faultline/proxy'
 import metrics from '@faultline/metrics'
-import { tuneGatewayRuntime } from '@faultline/gateway'
+import { registerApi, tuneGatewayRuntime } from '@faultline/gateway'
+import { createRedisClient } from '@faultline/quota'
 import { listenLoopback, serveChild } from './child.mjs'
 import { apiKey } from './keys.mjs'
 
@@ -70,7 +67,8 @@ function keys (n) {
 
 /**
  * A Faultline gateway composed the way @faultline/gateway composes one: the core and the access log
- * at the root, then one scope per API with, in order, auth, rate limit and quota, breaker, proxy.
+ * at the root, then every API in one scope with its own route hooks (auth, breaker, rate limit and
+ * quota) and proxy, through the gateway's own registerApi.
  *
  * config.metrics: true adds @faultline/metrics as the gateway adds it (after the access log, before the
  * APIs, process metrics on), served on a port of its own that the harness scrapes during the rounds.
@@ -85,24 +83,23 @@ async function faultline ({ accessLog: destination, metrics: withMetrics, apis, 
     return503OnClosing: false
   })
   await app.register(core)
+  // One Redis connection for every API's counters, as the gateway keeps one.
+  const redisClient = redis === undefined ? undefined : createRedisClient({ url: redis, commandTimeout: 500, connectTimeout: 1000 })
+  if (redisClient !== undefined) app.addHook('onClose', async () => { await redisClient.quit().catch(() => redisClient.disconnect()) })
   if (destination) await app.register(accessLog, { destination })
   if (withMetrics) await app.register(metrics, { port: 0, host: '127.0.0.1', processMetrics: true })
-  for (const api of apis) {
-    await app.register(async (scope) => {
-      if (api.keys !== undefined) await scope.register(auth, { type: 'apiKey', keys: keys(api.keys) })
-      if (api.rateLimit !== undefined || api.quota !== undefined) {
-        const options = {}
-        if (api.rateLimit !== undefined) options.rateLimit = api.rateLimit
-        if (api.quota !== undefined) options.quota = api.quota
-        if (redis !== undefined) options.redis = { url: redis }
-        await scope.register(quota, options)
-      }
-      if (api.breaker !== undefined) await scope.register(breaker, api.breaker)
-      const upstream = { targets: [api.target] }
-      if (api.refusedBackoff !== undefined) upstream.refusedBackoff = api.refusedBackoff
-      await scope.register(proxy, { name: api.name, upstream })
-    }, { prefix: api.prefix })
-  }
+  // The APIs as @faultline/gateway adds them: all in one scope, each with its own route hooks.
+  await app.register(async (scope) => {
+    for (const api of apis) {
+      const config = { name: api.name, prefix: api.prefix, upstream: { targets: [api.target] } }
+      if (api.refusedBackoff !== undefined) config.upstream.refusedBackoff = api.refusedBackoff
+      if (api.keys !== undefined) config.auth = { type: 'apiKey', keys: keys(api.keys) }
+      if (api.rateLimit !== undefined) config.rateLimit = api.rateLimit
+      if (api.quota !== undefined) config.quota = api.quota
+      if (api.breaker !== undefined) config.circuitBreaker = api.breaker
+      await registerApi(scope, config, { redis: redisClient })
+    }
+  })
   // The auth plugin keeps its own compact copy: the lists go, as a gateway's parsed config would.
   keyLists.clear()
   const listening = await listenFastify(app)

@@ -18,7 +18,7 @@ export type {
   HttpMethod,
   TlsVersion
 } from './config/schema.js'
-export { buildGateway } from './build-gateway.js'
+export { buildGateway, registerApi } from './build-gateway.js'
 export type { BuildGatewayOptions } from './build-gateway.js'
 export { serve } from './serve.js'
 export { tuneGatewayRuntime, gatewayV8Flags } from './runtime.js'

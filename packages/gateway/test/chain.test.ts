@@ -1,10 +1,13 @@
 // The per-API chain from the config file: auth, rate limit and quota (memory or one shared Redis),
-// circuit breaker, proxy; each boundary answers with its own flag, in that order.
+// circuit breaker, proxy; each boundary answers with its own flag. Every API's routes share one
+// scope, each with its own hooks.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
-import { buildGateway, type GatewayConfigInput } from '@faultline/gateway'
+import Fastify from 'fastify'
+import faultlineCore from '@faultline/core'
+import { buildGateway, registerApi, type GatewayConfigInput } from '@faultline/gateway'
 import { httpRequest } from '../../../test/helpers/http-client.js'
 import { startRedis } from '../../../test/helpers/redis-server.js'
 import { closedPort } from '../../../test/helpers/ports.js'
@@ -151,4 +154,75 @@ t.test('redis: two gateways enforce one shared limit; failMode closed answers RL
     back = (await httpRequest(a.url, { path: '/s/' })).status
   }
   t.equal(back, 200, 'enforcement resumes without a restart (the new Redis starts empty)')
+})
+
+t.test('APIs share one scope and keep their own boundaries: auth, limits, body rules, breaker, prefix', async (t) => {
+  const upstream = await startUpstream(t)
+  const dead = await closedPort()
+  const { url, lines } = await start(t, {
+    apis: [
+      {
+        name: 'A',
+        prefix: '/a',
+        upstream: { targets: [upstream.url] },
+        auth: { type: 'apiKey', keys },
+        rateLimit: { max: 1, timeWindow: '1 minute' },
+        contentTypes: ['application/json'],
+        circuitBreaker: { volumeThreshold: 2, resetTimeout: 60_000 }
+      },
+      // Its prefix starts with A's: /ab/... is B's, never A's.
+      { name: 'B', prefix: '/ab', upstream: { targets: [upstream.url] } },
+      { name: 'C', prefix: '/c', upstream: { targets: [`http://127.0.0.1:${dead}`], retries: 0, refusedBackoff: 0 }, circuitBreaker: { volumeThreshold: 2, resetTimeout: 60_000 } }
+    ]
+  })
+  const text = { 'content-type': 'text/plain' }
+  const answers: Array<[string, number]> = []
+  const send = async (path: string, headers: Record<string, string> = {}, body?: string): Promise<void> => {
+    const res = await httpRequest(url, { path, headers, method: body === undefined ? 'GET' : 'POST', body })
+    answers.push([path, res.status])
+  }
+  await send('/ab/x') // B: no key needed
+  await send('/ab/x') // B: A's limit of 1 does not apply
+  await send('/ab/x', text, 'plain') // B: A's content types do not apply
+  await send('/a/x') // A: AMF
+  await send('/a/x', { 'x-api-key': keys[0].key }) // A: 200
+  await send('/a/x', { 'x-api-key': keys[0].key }) // A: RLT
+  await send('/a/x', { 'x-api-key': keys[1].key, ...text }, 'plain') // A: UMT, before the limit
+  for (let i = 0; i < 3; i++) await send('/c/x') // C: UCF, UCF, then its breaker opens
+  await send('/a/x', { 'x-api-key': keys[1].key }) // A's breaker is still closed
+  t.same(answers.map(([, status]) => status), [200, 200, 200, 401, 200, 429, 415, 502, 502, 503, 200])
+  await settle(lines, answers.length)
+  t.same(lines.map((l) => [l.api_name, l.response_flag ?? null]), [
+    ['B', null], ['B', null], ['B', null],
+    ['A', 'AMF'], ['A', null], ['A', 'RLT'], ['A', 'UMT'],
+    ['C', 'UCF'], ['C', 'UCF'], ['C', 'CBO'],
+    ['A', null]
+  ])
+  t.equal(lines[9].error_target, `127.0.0.1:${dead}`, 'C\'s breaker names C\'s target')
+  t.equal(upstream.hits(), 5)
+})
+
+t.test('registerApi: APIs added to one scope answer with one request and reply shape', async (t) => {
+  const upstream = await startUpstream(t)
+  const app = Fastify({ logger: false })
+  await app.register(faultlineCore)
+  const seen = new Map<string, { request: object, reply: object }>()
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', async (request, reply) => {
+      seen.set(request.url, { request: Object.getPrototypeOf(request), reply: Object.getPrototypeOf(reply) })
+    })
+    await registerApi(scope, { name: 'One', prefix: '/one', upstream: { targets: [upstream.url] }, auth: { type: 'apiKey', keys } })
+    await registerApi(scope, { name: 'Two', prefix: '/two', upstream: { targets: [upstream.url] }, rateLimit: { max: 5, timeWindow: 1000 }, circuitBreaker: {} })
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  t.equal((await httpRequest(base, { path: '/one/x', headers: { 'x-api-key': keys[0].key } })).status, 200)
+  t.equal((await httpRequest(base, { path: '/two/x' })).status, 200)
+  t.equal((await httpRequest(base, { path: '/one/x' })).status, 401, 'One keeps its auth')
+  const one = seen.get('/one/x')
+  const two = seen.get('/two/x')
+  t.ok(one !== undefined && two !== undefined)
+  t.equal(one?.request, two?.request, 'one Request class for both APIs')
+  t.equal(one?.reply, two?.reply, 'one Reply class for both APIs')
 })

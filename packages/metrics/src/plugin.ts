@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, type Registry } from 'prom-client'
-import { kRouteConfig, type FaultlineRecord } from '@faultline/core'
+import { kApiBreaker, kApiTargets, kRouteConfig, type FaultlineRecord } from '@faultline/core'
 import { ApiSeries, type BreakerView, type TargetsView } from './api-series.js'
 import {
   errorSourceIndex,
@@ -82,11 +82,14 @@ async function faultlineMetrics (fastify: FastifyInstance, options: FaultlineMet
     const config = (route.config ?? {}) as RouteConfig
     if (config[kScrape] === true || typeof config.apiName !== 'string') return
     const api = apiSeries(config.apiName)
-    if (api.breaker === undefined && this.hasDecorator('faultlineBreaker')) {
-      api.breaker = (this as unknown as { faultlineBreaker: BreakerView }).faultlineBreaker
+    // APIs sharing one scope (@faultline/gateway) carry their views in their route config.
+    if (api.breaker === undefined) {
+      api.breaker = config[kApiBreaker] as BreakerView | undefined ??
+        (this.hasDecorator('faultlineBreaker') ? (this as unknown as { faultlineBreaker: BreakerView }).faultlineBreaker : undefined)
     }
-    if (api.targets === undefined && this.hasDecorator('faultlineTargets')) {
-      api.targets = (this as unknown as { faultlineTargets: TargetsView }).faultlineTargets
+    if (api.targets === undefined) {
+      api.targets = config[kApiTargets] as TargetsView | undefined ??
+        (this.hasDecorator('faultlineTargets') ? (this as unknown as { faultlineTargets: TargetsView }).faultlineTargets : undefined)
     }
     route.config = { ...config, [kApi]: api } as RouteOptions['config']
   })
