@@ -1,7 +1,7 @@
 /**
  * Faultline's benchmark harness: Faultline side by side with its peers, in one run, on one machine.
  *
- *   npm run bench                       # builds, then the full run (about 7 minutes)
+ *   npm run bench                       # builds, then the full run (about 9 minutes)
  *   node bench/run.mjs --smoke          # a few seconds: 4 configurations, 1 short round
  *
  * Options: --duration S (per round, default 3), --rounds N (5), --warmup S (2), --settle S (unmeasured load
