@@ -62,8 +62,10 @@ const settings = {
   mixedChunks: smoke ? 1 : 4
 }
 for (const [name, value] of Object.entries(settings)) {
-  const least = name === 'settle' ? 0 : Number.MIN_VALUE
-  if (!Number.isFinite(value) || value < least) throw new TypeError(`bench: --${name} must be a ${least === 0 ? 'non-negative' : 'positive'} number, got ${value}`)
+  // Only the settle load may be left out (0).
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && name !== 'settle')) {
+    throw new TypeError(`bench: --${name} must be a ${name === 'settle' ? 'non-negative' : 'positive'} number, got ${value}`)
+  }
 }
 const outDir = path.resolve(args.out ?? (smoke ? mkdtempSync(path.join(os.tmpdir(), 'faultline-bench-smoke-')) : path.join(here, 'results')))
 const workDir = mkdtempSync(path.join(os.tmpdir(), 'faultline-bench-'))

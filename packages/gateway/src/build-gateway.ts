@@ -4,11 +4,11 @@
  */
 import type { Server as HttpServer } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
-import Fastify, { LogController, type FastifyHttpOptions, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions, type onRequestHookHandler } from 'fastify'
+import Fastify, { LogController, type FastifyHttpOptions, type FastifyHttpsOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import pino, { type DestinationStream } from 'pino'
 import faultlineCore, { clientErrorHandler, FaultlineError, frameworkErrors, kApiBreaker } from '@faultline/core'
 import faultlineAccessLog, { type AccessLogOptions } from '@faultline/access-log'
-import { registerProxyApi, type FaultlineProxyOptions } from '@faultline/proxy'
+import { registerProxyApi, type FaultlineProxyOptions, type RouteHook } from '@faultline/proxy'
 import { createAuthHook } from '@faultline/auth'
 import { createApiQuota, createRedisClient, type FaultlineQuotaOptions } from '@faultline/quota'
 import { createApiBreaker } from '@faultline/breaker'
@@ -82,8 +82,8 @@ function proxyOptions (api: ApiConfig): FaultlineProxyOptions & { prefix: string
  */
 export async function registerApi (scope: FastifyInstance, api: ApiConfig, shared: { redis?: ReturnType<typeof createRedisClient> } = {}): Promise<void> {
   const { prefix, ...proxy } = proxyOptions(api)
-  const before: onRequestHookHandler[] = []
-  const after: onRequestHookHandler[] = []
+  const before: RouteHook[] = []
+  const after: RouteHook[] = []
   const config: Record<symbol, unknown> = {}
   if (api.auth !== undefined) before.push(await createAuthHook(scope, api.auth))
   if (api.circuitBreaker !== undefined) {
@@ -99,7 +99,7 @@ export async function registerApi (scope: FastifyInstance, api: ApiConfig, share
     if (shared.redis !== undefined) quota.redis = shared.redis
     if (api.failMode !== undefined) quota.failMode = api.failMode
     const hook = (await createApiQuota(scope, quota, prefix)).hookFor()
-    if (hook !== undefined) after.push(hook as onRequestHookHandler)
+    if (hook !== undefined) after.push(hook)
   }
   registerProxyApi(scope, proxy, { prefix, before, after, config })
 }

@@ -77,20 +77,18 @@ async function faultlineMetrics (fastify: FastifyInstance, options: FaultlineMet
   const otel: OtelInstruments | undefined = meter === undefined ? undefined : registerOtelInstruments(meter, list, buckets)
 
   // Each API's series is found once per route, and the route carries it: a request costs no lookup.
-  // `this` is the scope the route is added in, where the API's breaker and balancer are visible.
+  // `this` is the scope the route is added in, where a breaker registered as a plugin is visible.
   fastify.addHook('onRoute', function attachApi (this: FastifyInstance, route: RouteOptions) {
     const config = (route.config ?? {}) as RouteConfig
     if (config[kScrape] === true || typeof config.apiName !== 'string') return
     const api = apiSeries(config.apiName)
-    // APIs sharing one scope (@faultline/gateway) carry their views in their route config.
+    // The proxy puts its balancer's view in its routes' config. A breaker's is there too when the
+    // API shares its scope with others (@faultline/gateway); a plugin's is its scope's decorator.
     if (api.breaker === undefined) {
       api.breaker = config[kApiBreaker] as BreakerView | undefined ??
         (this.hasDecorator('faultlineBreaker') ? (this as unknown as { faultlineBreaker: BreakerView }).faultlineBreaker : undefined)
     }
-    if (api.targets === undefined) {
-      api.targets = config[kApiTargets] as TargetsView | undefined ??
-        (this.hasDecorator('faultlineTargets') ? (this as unknown as { faultlineTargets: TargetsView }).faultlineTargets : undefined)
-    }
+    api.targets ??= config[kApiTargets] as TargetsView | undefined
     route.config = { ...config, [kApi]: api } as RouteOptions['config']
   })
 

@@ -1,5 +1,5 @@
 export { faultlineProxyPlugin as default, faultlineProxyPlugin, registerProxyApi } from './plugin.js'
-export type { FaultlineTargets, ProxyRouteOptions } from './plugin.js'
+export type { FaultlineTargets, ProxyRouteOptions, RouteHook } from './plugin.js'
 export type { FaultlineProxyOptions, UpstreamOptions, UpstreamTlsOptions, HealthCheckOptions } from './options.js'
 export { buildVerifyingConnector, UpstreamCertificateError } from './verifying-connector.js'
 export { Balancer, parseTarget, PASSIVE_EJECTION_MS } from './balancer.js'

@@ -7,7 +7,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, HTTPMethods, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, HTTPMethods, onRequestAsyncHookHandler, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Agent, Pool, type Dispatcher } from 'undici'
@@ -55,8 +55,8 @@ const kFailed = Symbol('faultline.proxy.failed')
 const kAbort = Symbol('faultline.proxy.abort')
 const kReply = Symbol('faultline.proxy.reply')
 const kDispatch = Symbol('faultline.proxy.dispatch')
-/** Route config key of the API's scope-wide needs (body policy). */
-const kProxyApi = Symbol('faultline.proxy.api')
+/** Route config key of the API's body policy, for the scope's one body parser. */
+const kBodyPolicy = Symbol('faultline.proxy.bodyPolicy')
 
 type ProxiedRecord = FaultlineRecord & { [kFailed]?: boolean, [kAbort]?: UpstreamCancel }
 type HeadersWithReply = IncomingHttpHeaders & { [kReply]?: FastifyReply, [kDispatch]?: (opts: Dispatcher.RequestOptions, callback: DispatchCallback) => void }
@@ -107,12 +107,9 @@ function upstreamElapsed (record: ProxiedRecord): number | undefined {
   return start === undefined ? undefined : roundMs(performance.now() - start)
 }
 
-/** What the scope-wide parts (dispatcher, body parser) need of an API: found on its route config. */
-interface ProxyApi {
-  readonly bodyPolicy: BodyPolicy
-}
 type DispatchCallback = (err: Error | null, data: Dispatcher.ResponseData) => void
-type RouteConfigWithApi = Record<string | symbol, unknown> & { [kProxyApi]?: ProxyApi }
+/** An onRequest hook of an API's routes, callback or async. */
+export type RouteHook = onRequestHookHandler | onRequestAsyncHookHandler
 
 function withoutTrailingSlash (path: string): string {
   let end = path.length
@@ -120,10 +117,10 @@ function withoutTrailingSlash (path: string): string {
   return path.slice(0, end)
 }
 
-/** The API of a request's route (the core keeps the route config on the record). */
-function proxyApiOf (request: FastifyRequest): ProxyApi {
-  const config = (request.faultline?.[kRouteConfig] ?? request.routeOptions.config) as RouteConfigWithApi
-  return config[kProxyApi] as ProxyApi
+/** The body policy of a request's API (the core keeps the route config on the record). */
+function bodyPolicyOf (request: FastifyRequest): BodyPolicy {
+  const config = request.faultline?.[kRouteConfig] ?? (request.routeOptions.config as unknown as Record<symbol, unknown>)
+  return config[kBodyPolicy] as BodyPolicy
 }
 
 /** reply-from's one dispatcher per scope: each attempt goes to its API's (set in its request headers). */
@@ -141,13 +138,12 @@ const preparedScopes = new WeakSet<FastifyInstance>()
 function prepareProxyScope (scope: FastifyInstance): void {
   if (preparedScopes.has(scope)) return
   preparedScopes.add(scope)
-  // @faultline/core declares it for the whole app (one request shape for every API).
-  if (!scope.hasRequestDecorator('faultlineUpstream')) scope.decorateRequest('faultlineUpstream', null)
+  // `request.faultlineUpstream` is declared by @faultline/core, for the whole app.
   scope.register(replyFrom, { undici: dispatcher as unknown as { request: Dispatcher['request'] }, disableRequestLogging: true })
   // Bodies stream through to the upstream untouched (limited when their size was not declared).
   scope.removeAllContentTypeParsers()
   scope.addContentTypeParser('*', function passThrough (request, payload, next) {
-    prepareBody(request, payload, proxyApiOf(request).bodyPolicy).then((body) => next(null, body), next)
+    prepareBody(request, payload, bodyPolicyOf(request)).then((body) => next(null, body), next)
   })
 }
 
@@ -159,9 +155,9 @@ export interface ProxyRouteOptions {
    */
   prefix?: string
   /** onRequest hooks that run before the proxy checks the request head (auth, breaker). */
-  before?: onRequestHookHandler[]
+  before?: RouteHook[]
   /** onRequest hooks that run after it (rate limit and quota). */
-  after?: onRequestHookHandler[]
+  after?: RouteHook[]
   /** More route config for the API's routes (e.g. its breaker view under `kApiBreaker`). */
   config?: Record<string | symbol, unknown>
 }
@@ -397,18 +393,16 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
     apiName: settings.name,
     list: () => balancer.targets.map((t) => ({ address: t.address, healthy: t.healthy }))
   }
-  const api: ProxyApi = {
-    bodyPolicy: {
-      bodyLimit,
-      requireContentLength: settings.requireContentLength,
-      contentTypes: settings.contentTypes,
-      validate: settings.schema === undefined ? undefined : compileSchema(settings.schema)
-    }
+  const bodyPolicy: BodyPolicy = {
+    bodyLimit,
+    requireContentLength: settings.requireContentLength,
+    contentTypes: settings.contentTypes,
+    validate: settings.schema === undefined ? undefined : compileSchema(settings.schema)
   }
 
   // What the head says is checked before any body byte is read.
   function checkHead (request: FastifyRequest, _reply: FastifyReply, next: HookHandlerDoneFunction): void {
-    next(checkRequestHead(request, api.bodyPolicy))
+    next(checkRequestHead(request, bodyPolicy))
   }
 
   const routeConfig = {
@@ -417,7 +411,7 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
     ...(settings.exposeFlag !== undefined ? { exposeFlag: settings.exposeFlag } : {}),
     ...(settings.accessLog !== undefined ? { accessLog: settings.accessLog } : {}),
     [kApiTargets]: targetsView,
-    [kProxyApi]: api
+    [kBodyPolicy]: bodyPolicy
   }
   const onRequest = [...(routes.before ?? []), checkHead, ...(routes.after ?? [])]
   const other = (scope.supportedMethods as HTTPMethods[]).filter((m) => !settings.methods.includes(m))
