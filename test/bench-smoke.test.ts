@@ -95,3 +95,15 @@ t.test('bench/run.mjs --smoke measures four configurations and writes JSON, mark
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
   t.equal((svg.match(/<rect x=/g) ?? []).length, 4, 'one bar per row')
 })
+
+t.test('bench/access-line.mjs checks the compiled line against pino and prints both costs', async (t) => {
+  const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) => {
+    execFile(process.execPath, [path.join(root, 'bench', 'access-line.mjs'), '--lines', '2000', '--rounds', '1'], { cwd: root, timeout: 60_000 }, (err, stdout) => {
+      if (err !== null) reject(err)
+      else resolve({ stdout })
+    })
+  })
+  t.match(stdout, /pino logger\.info +\d+\.\d\d µs CPU per line/)
+  t.match(stdout, /compiled line +\d+\.\d\d µs CPU per line/)
+  t.match(stdout, /compiled \/ pino: \d+\.\d\dx the CPU \(2000 lines x 1 rounds/)
+})

@@ -1,11 +1,13 @@
 /**
  * The access log: one pino JSON line per request, written from the core's finished record.
- * Per-route switches and field lists are compiled once, when the route is added.
+ * Per-route switches and field lists are compiled once, when the route is added, into a
+ * serializer of the line (line.ts), written to pino's destination.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import pino, { type DestinationStream, type Logger } from 'pino'
 import { kRouteConfig, recordFields, type FaultlineRecord } from '@faultline/core'
+import { compileLine, type LineSerializer } from './line.js'
 import type { AccessLogOptions, RouteAccessLogConfig } from './options.js'
 
 declare module 'fastify' {
@@ -26,8 +28,10 @@ const PINO_FIELDS = new Set(['time', 'level', 'msg'])
 
 interface RouteSettings {
   enabled: boolean
-  /** `undefined`: every field (the record is logged as it is). */
+  /** `undefined`: every field. */
   fields: readonly string[] | undefined
+  /** Writes this route's line. */
+  line: LineSerializer
 }
 
 function compileFields (fields: unknown, where: string): readonly string[] | undefined {
@@ -66,28 +70,62 @@ type SonicBoomLike = DestinationStream & {
 /** ms close waits for a file's last write to land before giving up on it. */
 const FILE_CLOSE_TIMEOUT_MS = 2000
 
+/** Resolves once sonic-boom has opened its file; rejects with the path and the reason if it cannot. */
+async function fileOpened (dest: SonicBoomLike, path: string): Promise<void> {
+  const events = dest as SonicBoomLike & NodeJS.EventEmitter
+  await new Promise<void>((resolve, reject) => {
+    function ready (): void {
+      events.off('error', failed)
+      resolve()
+    }
+    function failed (err: Error): void {
+      events.off('ready', ready)
+      reject(new Error(`@faultline/access-log: cannot open the access-log file ${JSON.stringify(path)}: ${err.message}`, { cause: err }))
+    }
+    events.once('ready', ready)
+    events.once('error', failed)
+  })
+}
+
 async function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogOptions): Promise<void> {
   for (const name of ['enabled', 'sync'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') {
       throw new TypeError(`@faultline/access-log: option "${name}" must be a boolean, got ${JSON.stringify(options[name])}`)
     }
   }
-  const defaults: RouteSettings = Object.freeze({
-    enabled: options.enabled ?? true,
-    fields: compileFields(options.fields, 'option "fields"')
-  })
-  const { stream, file } = openDestination(options.destination, options.sync ?? false)
+  // One serializer per distinct field list: 1,000 APIs with the same fields share one.
+  const lines = new Map<string, LineSerializer>()
+  function settingsFor (enabled: boolean, fields: readonly string[] | undefined): RouteSettings {
+    const written = fields ?? recordFields
+    const key = written.join(',')
+    let line = lines.get(key)
+    if (line === undefined) {
+      line = compileLine(written)
+      lines.set(key, line)
+    }
+    return Object.freeze({ enabled, fields, line })
+  }
+  const defaults = settingsFor(options.enabled ?? true, compileFields(options.fields, 'option "fields"'))
+  const sync = options.sync ?? false
+  const { stream, file } = openDestination(options.destination, sync)
   const dest = stream as SonicBoomLike
+  // A file opens asynchronously. Wait for it: a file that cannot be opened fails the registration
+  // with its reason, and lines written before an early exit are not lost (sonic-boom cannot flush
+  // synchronously what it has no file for).
+  if (file && !sync) await fileOpened(dest, options.destination as string)
   const logger = pino({ base: null, level: 'info' }, stream)
+  // pino.multistream and the like read the level of each line from properties pino sets on them
+  // before writing: such a destination gets its lines through the logger.
+  const needsMetadata = (stream as unknown as Record<symbol, unknown>)[pino.symbols.needsMetadataGsym] === true
 
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const config = (route.config ?? {}) as Record<string | symbol, unknown> & { accessLog?: boolean | RouteAccessLogConfig }
     const setting = config.accessLog
     let settings = defaults
-    if (setting === false) settings = { enabled: false, fields: defaults.fields }
-    else if (setting === true) settings = { enabled: true, fields: defaults.fields }
+    if (setting === false) settings = settingsFor(false, defaults.fields)
+    else if (setting === true) settings = settingsFor(true, defaults.fields)
     else if (typeof setting === 'object' && setting !== null) {
-      settings = { enabled: true, fields: compileFields(setting.fields, `route ${route.url} config.accessLog.fields`) ?? defaults.fields }
+      settings = settingsFor(true, compileFields(setting.fields, `route ${route.url} config.accessLog.fields`) ?? defaults.fields)
     } else if (setting !== undefined) {
       throw new TypeError(`@faultline/access-log: route ${route.url} config.accessLog must be a boolean or { fields }, got ${JSON.stringify(setting)}`)
     }
@@ -98,6 +136,10 @@ async function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogO
     const config = record[kRouteConfig]
     const settings = (config?.[kRouteSettings] as RouteSettings | undefined) ?? defaults
     if (!settings.enabled) return
+    if (!needsMetadata) {
+      stream.write(settings.line(record))
+      return
+    }
     const fields = settings.fields
     if (fields === undefined) {
       logger.info(record, 'access')

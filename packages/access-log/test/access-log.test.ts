@@ -1,7 +1,11 @@
-import { mkdtemp, readFile, rename } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
+import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
+import pino from 'pino'
 import t, { type Test } from 'tap'
 import core, { FaultlineError, recordFields } from '@faultline/core'
 import accessLog, { type AccessLogOptions } from '@faultline/access-log'
@@ -60,6 +64,76 @@ t.test('a flagged reply carries the classification fields', async (t) => {
     error_target: 'pay:443',
     circuit_breaker_state: 'open'
   })
+})
+
+/** A destination keeping the raw text written to it. */
+class RawCapture extends Writable {
+  text = ''
+  override _write (chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error) => void): void {
+    this.text += chunk.toString('utf8')
+    cb()
+  }
+}
+
+/** What pino's own `logger.info(fields, 'access')` writes for these fields, at this time. */
+function pinoLine (fields: Record<string, unknown>, time: number): string {
+  const out = new RawCapture()
+  pino({ base: null, timestamp: () => `,"time":${time}` }, out).info(fields, 'access')
+  return out.text
+}
+
+t.test("each line is byte for byte the line pino's logger writes for the same fields", async (t) => {
+  const odd = 'quote " backslash \\ tab \t nul \u0000 del \u007f é ü 漢字 😀 \u2028 ' + 'x'.repeat(60)
+  const out = new RawCapture()
+  const app = Fastify()
+  await app.register(core)
+  await app.register(accessLog, { destination: out })
+  app.get('/odd', { config: { apiName: 'a "quoted" api' } }, async (request, reply) => {
+    const record = reply.faultline!
+    record.consumer = odd
+    record.upstream_latency = Number.NaN
+    record.upstream_attempts = 2
+    record.rate_limit_degraded = true
+    return 'ok'
+  })
+  app.get('/lean', { config: { accessLog: { fields: ['status', 'consumer'] } } }, async (request) => {
+    request.faultline!.consumer = 'short "q"'
+    return 'ok'
+  })
+  app.get('/fail', async () => { throw new FaultlineError('TLE', { target: 'pay:443', fields: { tls_cert_expiry: '2026-01-01T00:00:00.000Z' } }) })
+  t.teardown(() => app.close())
+  await app.inject({ url: '/odd?x=1', headers: { 'user-agent': 'agent "x" \\ \u00e9' } })
+  await app.inject('/lean')
+  await app.inject({ method: 'POST', url: '/fail' })
+  await app.inject('/missing/path')
+  await app.close()
+  const lines = out.text.split('\n').slice(0, -1)
+  t.equal(lines.length, 4, 'one line per request, each ending in a newline')
+  for (const text of lines) {
+    const parsed = JSON.parse(text) as Record<string, unknown>
+    const { level, time, msg, ...fields } = parsed
+    t.equal(level, 30)
+    t.equal(msg, 'access')
+    t.equal(text + '\n', pinoLine(fields, time as number), `${fields.path as string}: same bytes as pino`)
+  }
+  const first = JSON.parse(lines[0]) as Record<string, unknown>
+  t.equal(first.consumer, odd, 'strings survive escaping')
+  t.equal(first.upstream_latency, null, 'a number JSON cannot hold is null, as pino writes it')
+  t.equal(first.api_name, 'a "quoted" api')
+  t.same(Object.keys(JSON.parse(lines[1]) as object), ['level', 'time', 'request_id', 'status', 'consumer', 'msg'], 'a route field list, in record order')
+})
+
+t.test('a destination that needs pino\'s metadata (pino.multistream) still gets every line', async (t) => {
+  const debug = new LogCapture()
+  const info = new LogCapture()
+  const streams = pino.multistream([{ level: 'info', stream: info }, { level: 'error', stream: debug }])
+  const { app } = await build(t, { destination: streams as unknown as AccessLogOptions['destination'], fields: ['status'] }, (app) => {
+    app.get('/', async () => 'ok')
+  })
+  await app.inject('/')
+  const [line] = await info.waitFor(1)
+  t.same(Object.keys(line).sort(), ['level', 'msg', 'request_id', 'status', 'time'])
+  t.equal(debug.lines.length, 0, 'multistream routed the line by its level')
 })
 
 t.test('the fields allow-list keeps time, level, msg and request_id', async (t) => {
@@ -130,6 +204,38 @@ t.test('secrets never reach the line', async (t) => {
   t.notMatch(text, /eyJsecret|s3cr3t|sk_live_123/)
 })
 
+/** Resolves with the file's lines once it holds `n` of them (lines are written within the flush interval). */
+async function waitForLines (file: string, n: number, timeoutMs = 3000): Promise<string[]> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const text = await readFile(file, 'utf8').catch(() => '')
+    const lines = text.split('\n').filter((line) => line !== '')
+    if (lines.length >= n || Date.now() > until) return lines
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+t.test('lines written just before the process exits reach the file, also on an uncaught exception', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-log-'))
+  for (const how of ['exit', 'throw']) {
+    const file = join(dir, `${how}.log`)
+    const child = spawnSync(process.execPath, [fileURLToPath(new URL('./fixtures/exit-after-requests.mjs', import.meta.url)), file, how], { encoding: 'utf8', timeout: 20_000 })
+    t.equal(child.status, how === 'exit' ? 0 : 1, `${how}: the process ended as it meant to`)
+    const lines = (await readFile(file, 'utf8')).trim().split('\n')
+    t.same(lines.map((line) => (JSON.parse(line) as { path: string, status: number }).status), [200, 200, 200], `${how}: all three lines written`)
+  }
+})
+
+t.test('a file that cannot be opened fails the registration with the path and the reason', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-log-'))
+  const notADir = join(dir, 'plain-file')
+  await writeFile(notADir, 'x')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(core)
+  await t.rejects(async () => { await app.register(accessLog, { destination: join(notADir, 'access.log') }) }, /cannot open the access-log file ".*plain-file\/access\.log": .*(ENOTDIR|EEXIST)/)
+})
+
 t.test('a file destination is appended to, reopened on SIGHUP, and flushed on close', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'faultline-log-'))
   const file = join(dir, 'access.log')
@@ -140,7 +246,7 @@ t.test('a file destination is appended to, reopened on SIGHUP, and flushed on cl
   app.get('/', async () => 'ok')
   await app.ready()
   await app.inject('/?n=1')
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await waitForLines(file, 1)
   await rename(file, file + '.1')
   process.kill(process.pid, 'SIGHUP')
   await new Promise((resolve) => setTimeout(resolve, 100))

@@ -1,0 +1,62 @@
+/**
+ * The access line, serialised for the record's fixed fields.
+ *
+ * The line is pino's: `{"level":30,"time":<epoch ms>,<fields>,"msg":"access"}` and a newline, the
+ * bytes pino's `logger.info(fields, 'access')` writes with `base: null` (a test compares the two).
+ * pino walks an arbitrary object on every call: its keys, its serializers, its hooks. A record
+ * has a known set of fields, each a string, a number or `true`, so the walk is done once, when a
+ * route's field list is compiled, into a function that reads each field by name: 2.3 µs of CPU a
+ * line instead of 6.8 through `logger.info` (bench/access-line.mjs). A loop over the field names
+ * took about 1.8x as long as the compiled function: each `record[name]` is a generic keyed lookup.
+ */
+
+/** Turns a record into its line. */
+export type LineSerializer = (record: object) => string
+
+/** A string JSON writes as it is between quotes: printable ASCII without `"` or `\`. */
+// eslint-disable-next-line no-control-regex -- control characters are what JSON must escape
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/
+
+function stringJson (value: string): string {
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : '"' + value + '"'
+}
+
+function valueJson (value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return stringJson(value)
+    case 'number':
+      // As pino: a number JSON cannot hold is written as null.
+      return Number.isFinite(value) ? String(value) : 'null'
+    case 'boolean':
+      return value ? 'true' : 'false'
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return undefined
+    default:
+      // No record field holds one; written as JSON rather than dropped, should a plugin set one.
+      try {
+        return JSON.stringify(value) ?? undefined
+      } catch {
+        return stringJson(String(value))
+      }
+  }
+}
+
+const FIELD_NAME = /^[a-z][a-z_]*$/
+
+/** A serializer writing `fields` (record field names, in line order) and nothing else. */
+export function compileLine (fields: readonly string[]): LineSerializer {
+  let body = 'let line = \'{"level":30,"time":\' + Date.now()\nlet json\n'
+  for (const name of fields) {
+    // Names come from the record's own fields (checked by the caller); generated code only ever
+    // holds such a name, never text from a request or a config file.
+    if (!FIELD_NAME.test(name)) throw new TypeError(`@faultline/access-log: not a record field name: ${JSON.stringify(name)}`)
+    body += `if (record.${name} !== undefined && (json = valueJson(record.${name})) !== undefined) line += ',"${name}":' + json\n`
+  }
+  body += 'return line + \',"msg":"access"}\\n\''
+  // eslint-disable-next-line no-new-func -- generated from record field names only (FIELD_NAME)
+  const build = new Function('valueJson', `return function serializeLine (record) {\n${body}\n}`) as (json: typeof valueJson) => LineSerializer
+  return build(valueJson)
+}
