@@ -415,7 +415,9 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
   }
   const onRequest = [...(routes.before ?? []), checkHead, ...(routes.after ?? [])]
   const other = (scope.supportedMethods as HTTPMethods[]).filter((m) => !settings.methods.includes(m))
-  const urls = ownPrefix === '' ? ['/', '/*'] : [ownPrefix, ownPrefix + '/', ownPrefix + '/*']
+  // `${ownPrefix}/*` also matches `${ownPrefix}/` (an empty wildcard). Every URL here is a route
+  // for each of Fastify's 9 methods: at 1,000 APIs a third URL cost 11 MiB of heap.
+  const urls = ownPrefix === '' ? ['/', '/*'] : [ownPrefix, ownPrefix + '/*']
   for (const url of urls) {
     scope.route({ method: settings.methods, url, handler: proxyHandler, config: routeConfig, onRequest, exposeHeadRoute: false })
     if (other.length > 0) scope.route({ method: other, url, handler: methodNotAllowed, config: routeConfig, onRequest, exposeHeadRoute: false })

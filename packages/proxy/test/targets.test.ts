@@ -274,6 +274,24 @@ t.test('a declared body over the API bodyLimit is BTL 413 and never reaches the 
   t.equal(a.hits, 0)
 })
 
+t.test('the prefix itself and the prefix with a trailing slash reach the upstream, and the wrong method there is MNA', async (t) => {
+  const a = await upstream(t, 'a')
+  const gw = await gateway(t, [{ name: 'p', prefix: '/p', methods: ['GET'], upstream: { targets: [a.url + '/base'] } }])
+  const bare = await get(gw, '/p?q=1')
+  const slash = await get(gw, '/p/?q=2')
+  t.same([bare.status, slash.status], [200, 200])
+  t.same([JSON.parse(bare.body).url, JSON.parse(slash.body).url], ['/base/?q=1', '/base/?q=2'], 'both reach the base path')
+  t.equal(bare.line.route, '/p')
+  // '/p/*' matches '/p/' (an empty wildcard); with the router's ignoreTrailingSlash, '/p' does.
+  t.ok(['/p', '/p/*'].includes(slash.line.route as string), `the slash path's line names an API pattern (${String(slash.line.route)})`)
+  const wrong = await get(gw, '/p/', { method: 'DELETE' })
+  t.equal(wrong.status, 405)
+  t.match(wrong.line, { response_flag: 'MNA', api_name: 'p' })
+  const other = await get(gw, '/px')
+  t.match(other.line, { status: 404, response_flag: 'NRF' }, 'a longer name is not under the prefix')
+  t.equal(a.hits, 2)
+})
+
 t.test('methods outside the API list are MNA 405 with Allow', async (t) => {
   const a = await upstream(t, 'a')
   const gw = await gateway(t, [{ name: 'ro', prefix: '/ro', methods: ['GET'], upstream: { targets: [a.url] } }])
