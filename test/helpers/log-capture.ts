@@ -9,13 +9,17 @@ export interface AccessLine {
   [field: string]: unknown
 }
 
-/** A destination that keeps every JSON line written to it, parsed. */
+/** A destination that keeps every JSON line written to it, parsed, and the text as written. */
 export class LogCapture extends Writable {
   readonly lines: AccessLine[] = []
+  /** Everything written, byte for byte (as UTF-8 text). */
+  text = ''
   private waiters: Array<{ n: number, resolve: () => void }> = []
 
   override _write (chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error) => void): void {
-    for (const text of chunk.toString('utf8').split('\n')) {
+    const written = chunk.toString('utf8')
+    this.text += written
+    for (const text of written.split('\n')) {
       if (text.trim() !== '') this.lines.push(JSON.parse(text) as AccessLine)
     }
     this.waiters = this.waiters.filter((w) => {

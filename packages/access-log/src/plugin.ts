@@ -16,6 +16,7 @@ declare module 'fastify' {
     accessLog?: boolean | RouteAccessLogConfig
   }
   interface FastifyInstance {
+    /** `logger`: pino on the access log's destination (lines are written by the compiled serializer, see line.ts). */
     accessLog: { logger: Logger, flush: () => void }
   }
 }

@@ -3,7 +3,6 @@ import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import pino from 'pino'
 import t, { type Test } from 'tap'
@@ -66,25 +65,16 @@ t.test('a flagged reply carries the classification fields', async (t) => {
   })
 })
 
-/** A destination keeping the raw text written to it. */
-class RawCapture extends Writable {
-  text = ''
-  override _write (chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error) => void): void {
-    this.text += chunk.toString('utf8')
-    cb()
-  }
-}
-
 /** What pino's own `logger.info(fields, 'access')` writes for these fields, at this time. */
 function pinoLine (fields: Record<string, unknown>, time: number): string {
-  const out = new RawCapture()
+  const out = new LogCapture()
   pino({ base: null, timestamp: () => `,"time":${time}` }, out).info(fields, 'access')
   return out.text
 }
 
 t.test("each line is byte for byte the line pino's logger writes for the same fields", async (t) => {
   const odd = 'quote " backslash \\ tab \t nul \u0000 del \u007f é ü 漢字 😀 \u2028 ' + 'x'.repeat(60)
-  const out = new RawCapture()
+  const out = new LogCapture()
   const app = Fastify()
   await app.register(core)
   await app.register(accessLog, { destination: out })
