@@ -30,7 +30,7 @@ import { poolSettingsKey, SharedPools } from './shared-pools.js'
 import { buildVerifyingConnector } from './verifying-connector.js'
 import { decideRetry, type RetryRequest } from './retry-policy.js'
 import { checkRequestHead, compileSchema, prepareBody, type BodyPolicy } from './request-body.js'
-import { UpstreamCancel } from './upstream-cancel.js'
+import { CompleteBody, UpstreamExchange, type ExchangeCallback, type ExchangeOwner } from './upstream-exchange.js'
 
 /** A read-only view of the API's balancer (metrics, health endpoints): decorated in the proxy's scope. */
 export interface FaultlineTargets {
@@ -58,8 +58,8 @@ const kDispatch = Symbol('faultline.proxy.dispatch')
 /** Route config key of the API's body policy, for the scope's one body parser. */
 const kBodyPolicy = Symbol('faultline.proxy.bodyPolicy')
 
-type ProxiedRecord = FaultlineRecord & { [kFailed]?: boolean, [kAbort]?: UpstreamCancel }
-type HeadersWithReply = IncomingHttpHeaders & { [kReply]?: FastifyReply, [kDispatch]?: (opts: Dispatcher.RequestOptions, callback: DispatchCallback) => void }
+type ProxiedRecord = FaultlineRecord & { [kFailed]?: boolean, [kAbort]?: ExchangeOwner }
+type HeadersWithReply = IncomingHttpHeaders & { [kReply]?: FastifyReply, [kDispatch]?: (opts: Dispatcher.RequestOptions, callback: ExchangeCallback) => void }
 type StreamWithReply = Readable & { [kReply]?: FastifyReply }
 type ResponseWithReply = ServerResponse & { [kReply]?: FastifyReply }
 
@@ -68,38 +68,11 @@ function onClientClose (this: ResponseWithReply): void {
   const reply = this[kReply]
   this[kReply] = undefined
   if (reply === undefined || this.writableFinished) return
-  const record = reply.faultline as ProxiedRecord | null
-  record?.[kAbort]?.abort()
-}
-
-/** Connection-level headers of the upstream's response (RFC 9110 7.6.1): they describe the upstream
- * hop, not the client's. reply-from copies them, so an upstream's `connection: keep-alive` would
- * override a client's `Connection: close`. */
-const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authenticate'])
-
-/**
- * The upstream's response headers without the hop-by-hop ones, as a new object. Deleting them from
- * undici's object instead turned it into a slow dictionary (nearly every upstream sends
- * `connection` and `keep-alive`): ~7 µs per request in the profile, against well under 1 for the copy.
- */
-function stripHopByHop (headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const listed = headers.connection
-  let named: string[] | undefined
-  // `keep-alive` and `close` (nearly every response) name nothing to strip beyond the set.
-  if (typeof listed === 'string' && listed !== 'keep-alive' && listed !== 'close') {
-    for (const name of listed.split(',')) {
-      const key = name.trim().toLowerCase()
-      if (key !== '' && !HOP_BY_HOP.has(key)) (named ??= []).push(key)
-    }
-  }
-  const kept: IncomingHttpHeaders = {}
-  const names = Object.keys(headers)
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i]
-    if (HOP_BY_HOP.has(name) || (named !== undefined && named.includes(name))) continue
-    kept[name] = headers[name]
-  }
-  return kept
+  const owner = (reply.faultline as ProxiedRecord | null)?.[kAbort]
+  if (owner === undefined) return
+  // Also stops an attempt that has not started yet (a retry waiting for its delay).
+  owner.cancelled = true
+  owner.exchange?.cancel()
 }
 
 function upstreamElapsed (record: ProxiedRecord): number | undefined {
@@ -107,7 +80,6 @@ function upstreamElapsed (record: ProxiedRecord): number | undefined {
   return start === undefined ? undefined : roundMs(performance.now() - start)
 }
 
-type DispatchCallback = (err: Error | null, data: Dispatcher.ResponseData) => void
 /** An onRequest hook of an API's routes, callback or async. */
 export type RouteHook = onRequestHookHandler | onRequestAsyncHookHandler
 
@@ -125,10 +97,10 @@ function bodyPolicyOf (request: FastifyRequest): BodyPolicy {
 
 /** reply-from's one dispatcher per scope: each attempt goes to its API's (set in its request headers). */
 const dispatcher = {
-  request (opts: Dispatcher.RequestOptions, callback: DispatchCallback): void {
+  request (opts: Dispatcher.RequestOptions, callback: ExchangeCallback): void {
     const dispatch = (opts.headers as HeadersWithReply)[kDispatch]
     if (dispatch !== undefined) dispatch(opts, callback)
-    else callback(new Error('@faultline/proxy: an upstream request without its API'), undefined as unknown as Dispatcher.ResponseData)
+    else callback(new Error('@faultline/proxy: an upstream request without its API'))
   }
 }
 
@@ -199,9 +171,10 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
 
   // reply-from hands every attempt to the scope's dispatcher, which hands it here: count attempts
   // where they happen.
-  function dispatch (opts: Dispatcher.RequestOptions, callback: DispatchCallback): void {
+  function dispatch (opts: Dispatcher.RequestOptions, callback: ExchangeCallback): void {
     const headers = opts.headers as HeadersWithReply
     const reply = headers[kReply]
+    let owner: ExchangeOwner | null = null
     if (reply !== undefined) {
       // Not `delete`: that would turn this attempt's headers into a dictionary before undici
       // reads them. undici only reads string keys.
@@ -209,13 +182,13 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
       const record = reply.faultline as ProxiedRecord | null
       if (record !== null) {
         record.upstream_attempts = (record.upstream_attempts ?? 0) + 1
-        // An EventEmitter-like signal, which undici accepts (see upstream-cancel.ts).
-        opts.signal = record[kAbort] as unknown as Dispatcher.RequestOptions['signal']
+        owner = record[kAbort] ?? null
       }
     }
+    const exchange = new UpstreamExchange(opts.method, opts.body, owner, callback)
     const pool = pools.get(String(opts.origin))
-    if (pool !== undefined) pool.request(opts, callback)
-    else agent.request(opts, callback)
+    if (pool !== undefined) pool.dispatch(opts, exchange)
+    else agent.dispatch(opts, exchange)
   }
 
   function rewriteRequestHeaders (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
@@ -275,7 +248,7 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
     if (target !== null) balancer.reportFailure(target, c)
   }
 
-  function onResponse (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number, stream: Readable }): void {
+  function onResponse (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number, stream: Readable | CompleteBody }): void {
     const record = reply.faultline as ProxiedRecord | null
     if (record === null) return
     record.upstream_status = res.statusCode
@@ -290,6 +263,11 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
     if (target !== null) balancer.reportSuccess(target)
     if (res.statusCode >= 500) {
       applyClassification(record, { flag: 'URS', target: record.upstream_addr, statusCode: res.statusCode })
+    }
+    if (res.stream instanceof CompleteBody) {
+      // A small response, already complete (upstream-exchange.ts): one write, nothing to pipe.
+      reply.send(res.stream.bytes)
+      return
     }
     const stream = res.stream as StreamWithReply
     stream[kReply] = reply
@@ -328,8 +306,8 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
   }
 
   // reply-from types its hooks for every server kind; the gateway runs HTTP/1 servers only.
+  // The response's hop-by-hop headers are already gone (responseHeaders in upstream-exchange.ts).
   const fromOptions = {
-    rewriteHeaders: stripHopByHop,
     rewriteRequestHeaders,
     getUpstream,
     onResponse,
@@ -368,7 +346,7 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
     }
     if (record !== null) {
       record.upstream_addr = target.address
-      record[kAbort] = new UpstreamCancel()
+      record[kAbort] = { cancelled: false, exchange: null }
       const res = reply.raw as ResponseWithReply
       res[kReply] = reply
       // `on`, not `once`: no wrapper per request; the handler runs once (it clears its own slot).
