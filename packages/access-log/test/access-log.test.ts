@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
 import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -249,6 +250,34 @@ t.test('a file destination is appended to, reopened on SIGHUP, and flushed on cl
   t.equal(current.length, 2, 'lines after SIGHUP go to the reopened file, flushed by close')
   t.equal(JSON.parse(current[0]).msg, 'access')
   t.equal(process.listenerCount('SIGHUP'), sighupListeners, 'the SIGHUP handler is removed on close')
+})
+
+t.test('lines to a file are gathered into few writes, and reach it within milliseconds once traffic stops', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'faultline-log-'))
+  const file = join(dir, 'access.log')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(core)
+  await app.register(accessLog, { destination: file })
+  app.get('/', async () => 'ok')
+  await app.ready()
+  // sonic-boom calls fs.write through the module object: count its writes to the file.
+  const original = fs.write
+  let writes = 0
+  ;(fs as unknown as { write: (...args: unknown[]) => void }).write = function (this: unknown, ...args: unknown[]) {
+    writes++
+    return (original as (...a: unknown[]) => void).apply(this, args)
+  }
+  t.teardown(() => { fs.write = original })
+  // One request every 2 ms: each line alone would find no write in flight and be written on its own.
+  const n = 30
+  for (let i = 0; i < n; i++) {
+    await app.inject(`/?n=${i}`)
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+  const lines = await waitForLines(file, n, 1000)
+  t.same(lines.map((line) => (JSON.parse(line) as { path: string, status: number }).status), Array(n).fill(200), 'every line whole, none lost')
+  t.ok(writes <= n / 2, `${writes} writes for ${n} lines`)
 })
 
 t.test('close resolves with every line on disk, also while an asynchronous write is under way', async (t) => {
