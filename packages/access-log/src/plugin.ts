@@ -73,12 +73,12 @@ type SonicBoomLike = DestinationStream & {
 const FILE_CLOSE_TIMEOUT_MS = 2000
 /**
  * Lines to a destination the plugin opened (stdout, stderr, a file) are gathered for at most this
- * long, or until `BATCH_BYTES`, and handed to it in one write. sonic-boom writes each line on its
- * own whenever no write is in flight, which at a few thousand requests a second was most of them:
- * one fs.write per request, dispatched to libuv's thread pool and completed back on the event loop,
- * cost the loaded gateway 25 to 40 µs of CPU per request, 10 to 15% of its throughput (bench/,
- * BENCHMARKS.md). A stream the application passes in gets each line as it is made: batching is
- * its own business.
+ * long, or until `BATCH_BYTES`, and handed to it in one write. sonic-boom alone starts a write
+ * whenever none is in flight: under the harness's load it wrote about 17 lines per fs.write, each
+ * a round trip through libuv's thread pool on a 2-core machine the gateway shares; gathered, about
+ * 38. In one run of 7 paired rounds the gathered lines cost the gateway a median 7 µs of CPU per
+ * request less (bench/, BENCHMARKS.md). A stream the application passes in gets each line as it is
+ * made: batching is its own business.
  */
 const BATCH_MS = 10
 /** sonic-boom's largest single write (16 KiB): more would be split anyway. */
