@@ -137,15 +137,20 @@ async function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogO
   let batch = ''
   let batchTimer: NodeJS.Timeout | null = null
 
-  function writeBatch (): void {
+  /** The lines gathered so far, taken out of the batch (whose timer stops). */
+  function takeBatch (): string {
     if (batchTimer !== null) {
       clearTimeout(batchTimer)
       batchTimer = null
     }
-    if (batch === '') return
     const lines = batch
     batch = ''
-    stream.write(lines)
+    return lines
+  }
+
+  function writeBatch (): void {
+    const lines = takeBatch()
+    if (lines !== '') stream.write(lines)
   }
 
   function writeLine (line: string): void {
@@ -201,12 +206,7 @@ async function faultlineAccessLog (fastify: FastifyInstance, options: AccessLogO
    * process about to exit never finishes: they go to its file descriptor directly, after its buffer.)
    */
   function flush (): void {
-    if (batchTimer !== null) {
-      clearTimeout(batchTimer)
-      batchTimer = null
-    }
-    const lines = batch
-    batch = ''
+    const lines = takeBatch()
     if (typeof dest.flushSync !== 'function') {
       if (lines !== '') stream.write(lines)
       return

@@ -52,13 +52,14 @@ declare module 'fastify' {
 }
 
 const kFailed = Symbol('faultline.proxy.failed')
-const kAbort = Symbol('faultline.proxy.abort')
+/** The record's ExchangeOwner: whether its client left, and the upstream attempt in flight. */
+const kExchange = Symbol('faultline.proxy.exchange')
 const kReply = Symbol('faultline.proxy.reply')
 const kDispatch = Symbol('faultline.proxy.dispatch')
 /** Route config key of the API's body policy, for the scope's one body parser. */
 const kBodyPolicy = Symbol('faultline.proxy.bodyPolicy')
 
-type ProxiedRecord = FaultlineRecord & { [kFailed]?: boolean, [kAbort]?: ExchangeOwner }
+type ProxiedRecord = FaultlineRecord & { [kFailed]?: boolean, [kExchange]?: ExchangeOwner }
 type HeadersWithReply = IncomingHttpHeaders & { [kReply]?: FastifyReply, [kDispatch]?: (opts: Dispatcher.RequestOptions, callback: ExchangeCallback) => void }
 type StreamWithReply = Readable & { [kReply]?: FastifyReply }
 type ResponseWithReply = ServerResponse & { [kReply]?: FastifyReply }
@@ -68,7 +69,7 @@ function onClientClose (this: ResponseWithReply): void {
   const reply = this[kReply]
   this[kReply] = undefined
   if (reply === undefined || this.writableFinished) return
-  const owner = (reply.faultline as ProxiedRecord | null)?.[kAbort]
+  const owner = (reply.faultline as ProxiedRecord | null)?.[kExchange]
   if (owner === undefined) return
   // Also stops an attempt that has not started yet (a retry waiting for its delay).
   owner.cancelled = true
@@ -182,7 +183,7 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
       const record = reply.faultline as ProxiedRecord | null
       if (record !== null) {
         record.upstream_attempts = (record.upstream_attempts ?? 0) + 1
-        owner = record[kAbort] ?? null
+        owner = record[kExchange] ?? null
       }
     }
     const exchange = new UpstreamExchange(opts.method, opts.body, owner, callback)
@@ -346,7 +347,7 @@ export function registerProxyApi (scope: FastifyInstance, options: FaultlineProx
     }
     if (record !== null) {
       record.upstream_addr = target.address
-      record[kAbort] = { cancelled: false, exchange: null }
+      record[kExchange] = { cancelled: false, exchange: null }
       const res = reply.raw as ResponseWithReply
       res[kReply] = reply
       // `on`, not `once`: no wrapper per request; the handler runs once (it clears its own slot).

@@ -82,20 +82,20 @@ export function responseHeaders (raw: Buffer[]): IncomingHttpHeaders {
   return out
 }
 
-/** The declared body length when the response may be buffered, else -1. */
-function bufferableLength (method: string, statusCode: number, headers: IncomingHttpHeaders): number {
-  if (method === 'HEAD' || statusCode === 204 || statusCode === 304) return -1
+/** Whether a response may be held: a body of declared, small length, with a Content-Type. */
+function mayHold (method: string, statusCode: number, headers: IncomingHttpHeaders): boolean {
+  if (method === 'HEAD' || statusCode === 204 || statusCode === 304) return false
   // Fastify labels a Buffer without a Content-Type as octet-stream: such a response streams, as it came.
-  if (headers['content-type'] === undefined) return -1
+  if (headers['content-type'] === undefined) return false
   const declared = headers['content-length']
-  if (typeof declared !== 'string' || declared.length === 0 || declared.length > 6) return -1
+  if (typeof declared !== 'string' || declared.length === 0 || declared.length > 6) return false
   let n = 0
   for (let i = 0; i < declared.length; i++) {
     const digit = declared.charCodeAt(i) - 48
-    if (digit < 0 || digit > 9) return -1
+    if (digit < 0 || digit > 9) return false
     n = n * 10 + digit
   }
-  return n <= BUFFERED_BODY_LIMIT ? n : -1
+  return n <= BUFFERED_BODY_LIMIT
 }
 
 function noop (): void {}
@@ -209,7 +209,7 @@ export class UpstreamExchange {
     this.statusCode = statusCode
     this.headers = headers
     this.resumeFn = resume
-    if (bufferableLength(this.method, statusCode, headers) !== -1) {
+    if (mayHold(this.method, statusCode, headers)) {
       this.chunks = []
       return true
     }
