@@ -161,6 +161,8 @@ export class Browser {
       this.proc.kill('SIGKILL')
       await exited
     }
-    rmSync(this.profile, { recursive: true, force: true })
+    // Chromium's helper processes may still be writing into the profile for a moment after the
+    // browser exited (seen once as ENOTEMPTY): rmSync retries that.
+    rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
   }
 }
