@@ -23,7 +23,7 @@ import { FaultlineError, type FaultlineRecord } from '@faultline/core'
 import { periodAt, type PeriodWindow } from './calendar-period.js'
 import { StoreUnavailableError, type CounterStore } from './counter-store.js'
 import { MemoryCounterStore } from './memory-store.js'
-import { createRedisClient, RedisCounterStore } from './redis-store.js'
+import { createRedisClient, RedisCounterStore, type CountPair } from './redis-store.js'
 import { validateOptions, type FaultlineQuotaOptions, type QuotaSettings } from './options.js'
 
 export interface FaultlineQuota {
@@ -53,15 +53,45 @@ const PREFIX = '@faultline/quota'
  */
 const QUOTA_GRACE_MS = 60_000
 
+/**
+ * Counts already taken for a request (rate limit and quota in one Redis script), waiting for
+ * @fastify/rate-limit's hook to ask its store for the rate-limit count. The hook's keyGenerator
+ * returns the token they wait under (handed to it while the hook starts: it calls keyGenerator
+ * synchronously), and the store adapter takes them by that token. A failure is resolved, not
+ * rejected, so no rejection goes unhandled when the hook never asks.
+ */
+const pairedCounts = new Map<string, Promise<CountPair | StoreUnavailableError>>()
+let pairedSeq = 0
+let handedToken: string | undefined
+
+/** keyGenerator of a paired rate-limit hook: the token of the request whose hook is starting. */
+function takeHandedToken (): string {
+  const token = handedToken
+  handedToken = undefined
+  if (token === undefined) throw new Error(`${PREFIX}: the rate limit asked for its key outside the quota's hook`)
+  return token
+}
+
 /** Adapts a CounterStore to @fastify/rate-limit's store interface. */
 class RateLimitStoreAdapter implements FastifyRateLimitStore {
   private readonly memory: MemoryCounterStore | undefined
 
-  constructor (private readonly store: CounterStore, private readonly prefix: string) {
+  /** `paired`: the key is a token of pairedCounts, the count already taken. */
+  constructor (private readonly store: CounterStore, private readonly prefix: string, private readonly paired: boolean) {
     this.memory = store instanceof MemoryCounterStore ? store : undefined
   }
 
   incr (key: string, cb: (err: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number): void {
+    if (this.paired) {
+      const counts = pairedCounts.get(key)
+      pairedCounts.delete(key)
+      if (counts === undefined) {
+        cb(new Error(`${PREFIX}: no rate-limit count was taken for this request`))
+        return
+      }
+      counts.then((taken) => { taken instanceof StoreUnavailableError ? cb(taken) : cb(null, taken.first) }, cb)
+      return
+    }
     if (this.memory !== undefined) {
       cb(null, this.memory.incrSync(this.prefix + key, timeWindow))
       return
@@ -84,6 +114,8 @@ interface ApiRateLimitOptions {
   skipOnError: false
   faultlineStore: CounterStore
   faultlinePrefix: string
+  /** The counts are taken before the hook runs (see pairedCounts). */
+  faultlinePaired: boolean
 }
 type RateLimitFactory = (options: ApiRateLimitOptions) => preHandlerAsyncHookHandler
 
@@ -97,8 +129,8 @@ class SharedRateLimitStore implements FastifyRateLimitStore {
   }
 
   child (params: unknown): FastifyRateLimitStore {
-    const { faultlineStore, faultlinePrefix } = params as ApiRateLimitOptions
-    return new RateLimitStoreAdapter(faultlineStore, faultlinePrefix)
+    const { faultlineStore, faultlinePrefix, faultlinePaired } = params as ApiRateLimitOptions
+    return new RateLimitStoreAdapter(faultlineStore, faultlinePrefix, faultlinePaired)
   }
 }
 
@@ -220,29 +252,37 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
 
   // The rate limit: @fastify/rate-limit's hook (its headers, our RLT error, our store), built from
   // the app's one shared registration with this API's limits.
+  const byConsumer = rateLimit?.key === 'consumer'
+  function rateLimitKey (request: FastifyRequest, record: FaultlineRecord | null): string {
+    return apiNamespace(record) + ':' + who(request, record, byConsumer)
+  }
   let rateLimitHook: preHandlerAsyncHookHandler | undefined
+  // With one Redis store for both, the hook for routes with rate limit and quota: its counts are
+  // taken by one script before it runs (enforceBothInOneTrip).
+  let pairedRateLimitHook: preHandlerAsyncHookHandler | undefined
   if (rateLimit !== undefined && rateLimitStore !== undefined) {
-    const byConsumer = rateLimit.key === 'consumer'
     const createHook = await sharedRateLimit(scope)
-    rateLimitHook = createHook({
+    const hookOptions = {
       max: rateLimit.max,
       timeWindow: rateLimit.timeWindow,
       keyGenerator (request: FastifyRequest): string {
-        const record = request.faultline
-        return apiNamespace(record) + ':' + who(request, record, byConsumer)
+        return rateLimitKey(request, request.faultline)
       },
       errorResponseBuilder: rateLimitError,
       // Store failures reach our hook as errors, where failMode decides (skipOnError would hide them).
       skipOnError: false,
       faultlineStore: rateLimitStore,
-      faultlinePrefix: keyPrefix + 'rl:'
-    })
+      faultlinePrefix: keyPrefix + 'rl:',
+      faultlinePaired: false
+    } as const
+    rateLimitHook = createHook(hookOptions)
+    if (sharedStore) pairedRateLimitHook = createHook({ ...hookOptions, keyGenerator: takeHandedToken, faultlinePaired: true })
   }
 
-  /** Runs the rate limit; resolves true when its store failed (failMode open: the request goes on). */
-  async function limitRate (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+  /** Runs a rate-limit hook; resolves true when its store failed (failMode open: the request goes on). */
+  async function limitRate (request: FastifyRequest, reply: FastifyReply, hook: preHandlerAsyncHookHandler): Promise<boolean> {
     try {
-      await (rateLimitHook as preHandlerAsyncHookHandler).call(scope, request, reply)
+      await hook.call(scope, request, reply)
       return false
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err
@@ -252,38 +292,48 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
   }
 
   let period: PeriodWindow | undefined
+  function periodOf (now: number): PeriodWindow {
+    if (period === undefined || now >= period.end || now < period.start) period = periodAt((quota as NonNullable<QuotaSettings['quota']>).period, now)
+    return period
+  }
+  function quotaKey (request: FastifyRequest, record: FaultlineRecord | null, window: PeriodWindow): string {
+    return keyPrefix + 'q:' + apiNamespace(record) + ':' + window.id + ':' + who(request, record, true)
+  }
+  /** The quota's headers for a count taken at `now` in `window`; QEX once the quota is used up. */
+  function applyQuota (reply: FastifyReply, current: number, window: PeriodWindow, now: number): void {
+    const max = (quota as NonNullable<QuotaSettings['quota']>).max
+    const reset = Math.ceil((window.end - now) / 1000)
+    const remaining = current >= max ? 0 : max - current
+    reply.header('x-quota-limit', max)
+    reply.header('x-quota-remaining', remaining)
+    reply.header('x-quota-reset', reset)
+    if (current > max) {
+      throw new FaultlineError('QEX', {
+        headers: { 'x-quota-limit': max, 'x-quota-remaining': 0, 'x-quota-reset': reset }
+      })
+    }
+  }
+
   /** Counts the request against the consumer's quota for the current period; QEX once it is used up. */
   async function checkQuota (request: FastifyRequest, reply: FastifyReply, storeDown: boolean): Promise<void> {
     const record = reply.faultline
     // The same Redis just failed for the rate limit: do not wait for it a second time.
     if (storeDown && sharedStore) return
-    const q = quota as NonNullable<QuotaSettings['quota']>
     const now = clock()
-    if (period === undefined || now >= period.end || now < period.start) period = periodAt(q.period, now)
-    const window = period
-    const key = keyPrefix + 'q:' + apiNamespace(record) + ':' + window.id + ':' + who(request, record, true)
+    const window = periodOf(now)
     let current: number
     try {
-      current = (await (quotaStore as CounterStore).incr(key, window.end - now + QUOTA_GRACE_MS)).current
+      current = (await (quotaStore as CounterStore).incr(quotaKey(request, record, window), window.end - now + QUOTA_GRACE_MS)).current
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err
       storeFailed(record, err, 'Quota')
       return
     }
-    const reset = Math.ceil((window.end - now) / 1000)
-    const remaining = current >= q.max ? 0 : q.max - current
-    reply.header('x-quota-limit', q.max)
-    reply.header('x-quota-remaining', remaining)
-    reply.header('x-quota-reset', reset)
-    if (current > q.max) {
-      throw new FaultlineError('QEX', {
-        headers: { 'x-quota-limit': q.max, 'x-quota-remaining': 0, 'x-quota-reset': reset }
-      })
-    }
+    applyQuota(reply, current, window, now)
   }
 
   async function enforceRateLimit (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    await limitRate(request, reply)
+    await limitRate(request, reply, rateLimitHook as preHandlerAsyncHookHandler)
   }
 
   async function enforceQuota (request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -292,8 +342,41 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
 
   async function enforceBoth (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     // A request the rate limit refuses throws here and never reaches the quota.
-    const storeDown = await limitRate(request, reply)
+    const storeDown = await limitRate(request, reply, rateLimitHook as preHandlerAsyncHookHandler)
     await checkQuota(request, reply, storeDown)
+  }
+
+  /**
+   * enforceBoth with one Redis round trip instead of two: the script counts the rate limit, and
+   * the quota only when the rate limit admits the request. @fastify/rate-limit's hook then runs
+   * as usual (its headers, its RLT) on the count already taken.
+   */
+  async function enforceBothInOneTrip (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const record = reply.faultline
+    const limit = rateLimit as NonNullable<QuotaSettings['rateLimit']>
+    const now = clock()
+    const window = periodOf(now)
+    const counts = (rateLimitStore as RedisCounterStore).incrPair(
+      keyPrefix + 'rl:' + rateLimitKey(request, record), limit.timeWindow, limit.max,
+      quotaKey(request, record, window), window.end - now + QUOTA_GRACE_MS
+    ).catch((err: StoreUnavailableError) => err)
+    const token = 'pair:' + String(++pairedSeq)
+    pairedCounts.set(token, counts)
+    let storeDown: boolean
+    try {
+      handedToken = token
+      const limited = limitRate(request, reply, pairedRateLimitHook as preHandlerAsyncHookHandler)
+      handedToken = undefined
+      storeDown = await limited
+    } finally {
+      handedToken = undefined
+      pairedCounts.delete(token)
+    }
+    // The store failed: limitRate applied failMode (the quota's count failed with it).
+    if (storeDown) return
+    const taken = await counts
+    if (taken instanceof StoreUnavailableError || taken.second === undefined) return
+    applyQuota(reply, taken.second.current, window, now)
   }
 
   return {
@@ -302,7 +385,9 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
       const limited = rateLimitHook !== undefined && route?.rateLimit !== false
       const counted = quota !== undefined && route?.quota !== false
       if (!limited && !counted) return undefined
-      return limited ? (counted ? enforceBoth : enforceRateLimit) : enforceQuota
+      if (!limited) return enforceQuota
+      if (!counted) return enforceRateLimit
+      return pairedRateLimitHook !== undefined ? enforceBothInOneTrip : enforceBoth
     }
   }
 }

@@ -10,23 +10,56 @@ import { Redis } from 'ioredis'
 import { classifyTransportError } from '@faultline/core'
 import { StoreUnavailableError, type Count, type CounterStore } from './counter-store.js'
 
-// KEYS[1] the counter; ARGV[1] the window in ms. Returns { count, ms left in the window }.
+// Counts one request on KEYS[n] with a window of `window` ms; returns the count and the ms left.
 // A key left without an expiry (written by something else) gets one, so nothing lives forever.
-const INCR_SCRIPT = `
-local current = redis.call('INCR', KEYS[1])
-if current == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  return { current, tonumber(ARGV[1]) }
+const COUNT_FUNCTION = `
+local function count(key, window)
+  local current = redis.call('INCR', key)
+  if current == 1 then
+    redis.call('PEXPIRE', key, window)
+    return current, tonumber(window)
+  end
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    redis.call('PEXPIRE', key, window)
+    ttl = tonumber(window)
+  end
+  return current, ttl
 end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
+`
+
+// KEYS[1] the counter; ARGV[1] the window in ms. Returns { count, ms left in the window }.
+const INCR_SCRIPT = COUNT_FUNCTION + `
+local current, ttl = count(KEYS[1], ARGV[1])
 return { current, ttl }
 `
 
-type ScriptedRedis = Redis & { faultlineIncr?: (key: string, windowMs: number) => Promise<[number, number]> }
+// The rate limit and the quota of one request in one round trip. KEYS[1] the rate-limit counter,
+// KEYS[2] the quota counter; ARGV[1] the rate-limit window (ms), ARGV[2] its max, ARGV[3] the quota
+// window (ms). The quota is counted only when the rate limit admits the request:
+// returns { rate-limit count, its ms left } for a refused request, else both pairs.
+const INCR_PAIR_SCRIPT = COUNT_FUNCTION + `
+local current, ttl = count(KEYS[1], ARGV[1])
+if current > tonumber(ARGV[2]) then
+  return { current, ttl }
+end
+local second, secondTtl = count(KEYS[2], ARGV[3])
+return { current, ttl, second, secondTtl }
+`
+
+interface FaultlineCommands {
+  faultlineIncr: (key: string, windowMs: number) => Promise<[number, number]>
+  faultlineIncrPair: (first: string, second: string, firstWindowMs: number, firstMax: number, secondWindowMs: number) =>
+  Promise<[number, number] | [number, number, number, number]>
+}
+type ScriptedRedis = Redis & Partial<FaultlineCommands>
+
+/** Two counters taken in one round trip: the second only when the first stayed within its max. */
+export interface CountPair {
+  first: Count
+  /** Undefined when the first count went over its max (the second was not counted). */
+  second: Count | undefined
+}
 
 export interface RedisStoreOptions {
   client: Redis
@@ -81,6 +114,7 @@ export class RedisCounterStore implements CounterStore {
   private readonly owned: boolean
   private readonly onStateChange: RedisStoreOptions['onStateChange']
   private connectionError: unknown = undefined
+  private readonly commands: Redis & FaultlineCommands
 
   constructor (options: RedisStoreOptions) {
     this.client = options.client
@@ -88,10 +122,10 @@ export class RedisCounterStore implements CounterStore {
     this.target = options.target
     this.onStateChange = options.onStateChange
     const client = this.client as ScriptedRedis
-    if (typeof client.faultlineIncr !== 'function') {
-      // EVALSHA, falling back to EVAL after a restarted Redis forgot the script.
-      client.defineCommand('faultlineIncr', { numberOfKeys: 1, lua: INCR_SCRIPT })
-    }
+    // EVALSHA, falling back to EVAL after a restarted Redis forgot the script.
+    if (typeof client.faultlineIncr !== 'function') client.defineCommand('faultlineIncr', { numberOfKeys: 1, lua: INCR_SCRIPT })
+    if (typeof client.faultlineIncrPair !== 'function') client.defineCommand('faultlineIncrPair', { numberOfKeys: 2, lua: INCR_PAIR_SCRIPT })
+    this.commands = client as Redis & FaultlineCommands
     if (this.owned) {
       // The client emits every failed (re)connect; without a listener ioredis prints them.
       this.client.on('error', this.onClientError)
@@ -118,9 +152,27 @@ export class RedisCounterStore implements CounterStore {
   }
 
   async incr (key: string, windowMs: number): Promise<Count> {
-    let result: [number, number]
+    const result = await this.run(this.commands.faultlineIncr(key, windowMs))
+    return { current: result[0], ttl: result[1] }
+  }
+
+  /**
+   * Counts `first` and, only when its count stays within `firstMax`, `second`: one script, one
+   * round trip (the rate limit and the quota of one request).
+   */
+  async incrPair (first: string, firstWindowMs: number, firstMax: number, second: string, secondWindowMs: number): Promise<CountPair> {
+    const result = await this.run(this.commands.faultlineIncrPair(first, second, firstWindowMs, firstMax, secondWindowMs))
+    return {
+      first: { current: result[0], ttl: result[1] },
+      second: result.length === 4 ? { current: result[2], ttl: result[3] } : undefined
+    }
+  }
+
+  /** Awaits a command: a failure marks the store unavailable and becomes a StoreUnavailableError; a success marks it available. */
+  private async run<T> (command: Promise<T>): Promise<T> {
+    let result: T
     try {
-      result = await (this.client as ScriptedRedis & Required<Pick<ScriptedRedis, 'faultlineIncr'>>).faultlineIncr(key, windowMs)
+      result = await command
     } catch (err) {
       if (this.available) {
         this.available = false
@@ -132,7 +184,7 @@ export class RedisCounterStore implements CounterStore {
       this.available = true
       this.onStateChange?.(true, undefined, undefined)
     }
-    return { current: result[0], ttl: result[1] }
+    return result
   }
 
   async close (): Promise<void> {

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis'
 import core from '@faultline/core'
 import quota, { RedisCounterStore, type FaultlineQuotaOptions } from '@faultline/quota'
 import { startRedis, type TestRedis } from '../../../test/helpers/redis-server.js'
+import { httpRequest } from '../../../test/helpers/http-client.js'
 import { call, startQuotaGateway, startUpstream, TestClock, type Call, type QuotaApi, type QuotaGateway, type Upstream } from './fixtures/quota-gateway.js'
 
 async function redisServer (t: Test): Promise<TestRedis> {
@@ -229,6 +230,42 @@ t.test('a client the plugin created is quit on close; one passed in is used and 
   t.equal(ownedStore.client.status, 'end', 'our client is closed')
   await passed.gw.app.close()
   t.equal(client.status, 'ready', 'the caller’s client is still open')
+})
+
+t.test('rate limit and quota of one request: one Redis command, and each response carries its own counts', async (t) => {
+  const redis = await redisServer(t)
+  const client = new Redis(redis.url, { enableOfflineQueue: false, commandTimeout: 500, lazyConnect: true })
+  t.teardown(() => { client.disconnect() })
+  const sent: string[] = []
+  const sendCommand = client.sendCommand.bind(client)
+  client.sendCommand = (command, stream) => {
+    sent.push(command.name)
+    return sendCommand(command, stream)
+  }
+  const { gw, up } = await setup(t, payments({ rateLimit: { max: 30, timeWindow: 60_000 }, quota: { max: 15, period: 'day' }, redis: client }))
+  sent.length = 0
+
+  // 20 at once for one consumer: the rate limit admits all, the quota 15 (QEX 403 for the rest).
+  const answers = await Promise.all(Array.from({ length: 20 }, async () => await httpRequest(gw.url, { path: '/pay/', headers: { 'x-api-key': 'sk_acme' } })))
+  t.same(answers.map((a) => a.status).sort(), [...Array(15).fill(200), ...Array(5).fill(403)])
+  t.equal(up.hits, 15)
+  // Both counters move together in one script, so in each response they name the same request.
+  const counted = answers.map((a) => [30 - Number(a.headers['x-ratelimit-remaining']), 15 - Number(a.headers['x-quota-remaining'])])
+  for (const [rate, quotaCount] of counted.filter(([rate]) => rate <= 15)) t.equal(rate, quotaCount, `request ${rate}: its own quota count`)
+  t.same(counted.filter((_, i) => answers[i].status === 200).map(([rate]) => rate).sort((a, b) => a - b), Array.from({ length: 15 }, (_, i) => i + 1))
+  t.equal(sent.filter((name) => name === 'evalsha' || name === 'eval').length, sent.length, `only scripts: ${sent.join(',')}`)
+  t.equal(sent.filter((name) => name === 'evalsha').length, 20, 'one round trip per request, not two')
+
+  // Refused by the rate limit: one command, and the quota is not counted.
+  const limited = await setup(t, [{ name: 'Limited', prefix: '/lim', quota: { rateLimit: { max: 1, timeWindow: 60_000 }, quota: { max: 5, period: 'day' }, redis: client } }])
+  t.equal((await call(limited.gw, '/lim/', 'acme')).status, 200)
+  sent.length = 0
+  const refused = await call(limited.gw, '/lim/', 'acme')
+  t.match(refused.line, { status: 429, response_flag: 'RLT' })
+  t.equal(sent.length, 1)
+  const keys = (await client.keys('faultline:*:Limited:*')).sort()
+  t.equal(keys.length, 2)
+  t.same(await Promise.all(keys.map(async (key) => await client.get(key))), ['1', '2'], 'quota 1 (the refused request not counted), rate limit 2')
 })
 
 t.test('a passed-in client that could make requests wait is refused at registration', async (t) => {
