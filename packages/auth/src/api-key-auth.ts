@@ -36,6 +36,16 @@ function decodeQueryPart (part: string): string | undefined {
   }
 }
 
+/**
+ * Writes the sha256 of `key` into `out` (32 bytes). Node 20's hash() costs about three times as
+ * much when it returns a Buffer as when it returns a string (~2.7 against ~0.9 µs here), so the
+ * digest comes as a 'binary' (latin1) string, one character per byte, and its bytes are copied.
+ */
+function sha256Into (key: string, out: Buffer): void {
+  const bytes = hash('sha256', key, 'binary')
+  for (let i = 0; i < 32; i++) out[i] = bytes.charCodeAt(i)
+}
+
 export function hashApiKey (key: string): string {
   return hash('sha256', key, 'hex')
 }
@@ -180,6 +190,9 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
     return values.length === 1 ? values[0] : values.join(', ')
   }
 
+  /** The presented key's sha256, rewritten by each request (the table path is synchronous). */
+  const digest = Buffer.alloc(32)
+
   async function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const record = reply.faultline
     const raw = request.headers[header]
@@ -190,13 +203,15 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
     if (key === undefined) throw new FaultlineError('AMF', { source: SOURCE })
     if (typeof key !== 'string' || !WELL_FORMED_KEY.test(key)) throw new FaultlineError('IHD', { source: SOURCE })
 
-    const presented = hash('sha256', key, 'buffer')
-    const index = table === undefined ? -1 : table.lookup(presented)
+    sha256Into(key, digest)
+    const index = table === undefined ? -1 : table.lookup(digest)
     if (table !== undefined && index !== -1) {
-      if (table.revoked(index) || !timingSafeEqual(presented, table.digest(index))) throw new FaultlineError('AKI', { source: SOURCE })
+      if (table.revoked(index) || !timingSafeEqual(digest, table.digest(index))) throw new FaultlineError('AKI', { source: SOURCE })
       admit(record, table.id(index), table.expiresAt(index), table.apis(index))
       return
     }
+    // `digest` is shared by this authenticator's requests: keep a copy across the await.
+    const presented = Buffer.from(digest)
     const known = await lookUp(presented.toString('hex'))
     if (known === null || known.revoked || !timingSafeEqual(presented, known.hash)) {
       throw new FaultlineError('AKI', { source: SOURCE })

@@ -136,6 +136,25 @@ t.test('a lookup function finds keys by hash and its answers are cached', async 
   t.equal(gw.log.lines[0].consumer, 'from-db')
 })
 
+t.test('requests waiting on the lookup at the same time each keep their own key', async (t) => {
+  const up = await upstream(t)
+  const consumers = ['one', 'two', 'three', 'four']
+  const byHash = new Map(consumers.map((id) => [hashApiKey(`sk_db_${id}`), id]))
+  const gw = await gateway(t, up, {
+    keys: undefined,
+    lookup: async (keyHash) => {
+      // Every answer waits, so all four requests are between hashing and comparing at once.
+      await new Promise((resolve) => setTimeout(resolve, 30))
+      const id = byHash.get(keyHash)
+      return id === undefined ? null : { id, keyHash }
+    }
+  })
+  const answers = await Promise.all(consumers.map(async (id) => await httpRequest(gw.url, { path: '/pay/', headers: { 'x-api-key': `sk_db_${id}` } })))
+  t.same(answers.map((a) => a.status), [200, 200, 200, 200])
+  await gw.log.waitFor(4)
+  t.same(gw.log.lines.map((line) => line.consumer).sort(), [...consumers].sort())
+})
+
 t.test('keys are compared with a timing-safe comparison on their sha256', async (t) => {
   const crypto = await import('node:crypto')
   const compared: Array<[string, string]> = []
