@@ -8,7 +8,11 @@
  * before each row's round, 0.5; 0 for none), --connections N (50),
  * --mixed N (requests of the memory run), --only id,id (rows to run; their baselines are added),
  * --out DIR (default bench/results; smoke: a temporary directory), --no-docs (leave BENCHMARKS.md),
- * --cpu-prof id,id (write V8 CPU profiles of those systems to DIR/profiles).
+ * --cpu-prof id,id (write V8 CPU profiles of those systems to DIR/profiles),
+ * --paired a:b,c:d (after the interleaved rounds, run each pair of rows at the same time, each
+ * with half the connections and a load generator of its own, for as many rounds; see pairedRounds),
+ * or --paired targets (the pairs of the targets a run cannot settle otherwise; `npm run bench:paired`).
+ * The smoke run pairs fl-metrics with fl-log.
  *
  * The machine is shared and noisy, so the harness reports ratios measured in the same run: every
  * configuration runs once per round, rounds interleave the configurations (in a shuffled order, seeded per round), and
@@ -41,7 +45,8 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
-    'cpu-prof': { type: 'string' }
+    'cpu-prof': { type: 'string' },
+    paired: { type: 'string' }
   }
 })
 
@@ -271,6 +276,20 @@ const onlyList = args.only?.split(',')
 const runMemory = onlyList === undefined || onlyList.includes('memory')
 let wanted = smoke ? smokeRows : (onlyList?.filter((id) => id !== 'memory') ?? allRows.map((r) => r.id))
 wanted = [...new Set(['reply-from', ...wanted, ...(wanted.some((id) => id.startsWith('fl-ucf')) || wanted.includes('fl-metrics') ? ['fl-log'] : []), ...(wanted.some((id) => id.startsWith('scale-')) ? ['scale-base'] : [])])]
+/** The targets' pairs for --paired targets: those within the interleaved rounds' noise of their goal. */
+const targetPairs = ['fl-log:reply-from', 'fl-metrics:fl-log', 'fl-full:reply-from', 'fl-redis:reply-from', 'scale-apis:scale-base', 'scale-apis-one:scale-base', 'scale-keys:scale-base']
+/** --paired: [a, b] row ids, each pair measured at the same time (see pairedRounds). */
+const pairedArg = args.paired === 'targets' ? targetPairs.join(',') : (args.paired ?? (smoke ? 'fl-metrics:fl-log' : ''))
+const pairs = pairedArg.split(',').filter(Boolean).map((pair) => {
+  const ids = pair.split(':')
+  if (ids.length !== 2 || ids[0] === ids[1]) throw new TypeError(`bench: --paired takes pairs of two different rows as a:b, got "${pair}"`)
+  return ids
+})
+for (const [a, b] of pairs) {
+  for (const id of [a, b]) if (!wanted.includes(id)) wanted.push(id)
+  const systemOf = (id) => allRows.find((r) => r.id === id)?.system
+  if (systemOf(a) !== undefined && systemOf(a) === systemOf(b)) throw new TypeError(`bench: --paired ${a}:${b}: both rows run on one system (${systemOf(a)}); a pair needs two`)
+}
 const unknown = wanted.filter((id) => !allRows.some((r) => r.id === id))
 if (unknown.length > 0) throw new TypeError(`bench: unknown row(s) ${unknown.join(', ')}; rows: ${allRows.map((r) => r.id).join(', ')}`)
 
@@ -473,14 +492,61 @@ async function main () {
       if (system.metricsUrl !== undefined) row.metricsCounted = countedRequests(await scrape(system.metricsUrl))
     }
 
+    let paired
+    if (pairs.length > 0) {
+      const load2 = await startChild('load.mjs', {}, { name: 'load-2' })
+      running.set('load-2', load2)
+      paired = await pairedRounds([load, load2], rows, running, specOf)
+    }
+
     let memory
     if (runMemory) memory = await memoryRun(load, ctx, running)
 
-    return { rows, skipped, memory }
+    return { rows, skipped, memory, paired }
   } finally {
     await stopAll()
     rmSync(workDir, { recursive: true, force: true })
   }
+}
+
+/**
+ * Paired rounds: both rows of a pair loaded at the same time, each by its own load generator with
+ * half the connections, for `duration` seconds. Whatever else the machine is doing at that moment
+ * slows both alike, so their per-round ratio is far steadier than that of two rows run one after
+ * the other. The two processes compete for the same two cores, so the ratio of their throughputs
+ * follows the ratio of their CPU cost per request; both are reported.
+ */
+async function pairedRounds (loads, rows, running, specOf) {
+  const byId = new Map(rows.map((r) => [r.id, r]))
+  const measured = pairs.filter(([a, b]) => byId.has(a) && byId.has(b)).map(([a, b]) => ({ a, b, rounds: [] }))
+  const half = Math.max(1, Math.floor(settings.connections / 2))
+  const both = async (pair, extra) => await Promise.all([pair.a, pair.b].map(async (id, i) =>
+    await loads[i].call({ type: 'run', spec: specOf(byId.get(id), { connections: half, ...extra }) })))
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const pair of shuffled(measured, round + 101)) {
+      if (settings.settle > 0) await both(pair, { duration: settings.settle })
+      const systems = [pair.a, pair.b].map((id) => running.get(byId.get(id).system))
+      const cpu0 = systems.map((s) => s.pids().reduce((sum, pid) => sum + cpuMs(pid), 0))
+      // A system with metrics is scraped as in the interleaved rounds.
+      const scrapers = systems.filter((s) => s.metricsUrl !== undefined)
+        .map((s) => setInterval(() => { scrape(s.metricsUrl).catch(() => {}) }, scrapeEveryMs))
+      let results
+      try {
+        results = await both(pair, { duration: settings.duration })
+      } finally {
+        for (const scraper of scrapers) clearInterval(scraper)
+      }
+      const cpuUs = systems.map((s, i) => (s.pids().reduce((sum, pid) => sum + cpuMs(pid), 0) - cpu0[i]) * 1000 / Math.max(1, results[i].answered))
+      const [ra, rb] = results
+      const expected = (r, id) => (r.statusCodes[byId.get(id).expect] ?? 0) / Math.max(1, r.answered)
+      pair.rounds.push({
+        a: { rps: ra.rps, cpuUsPerRequest: cpuUs[0], p99: ra.latency.p99, expectedShare: expected(ra, pair.a) },
+        b: { rps: rb.rps, cpuUsPerRequest: cpuUs[1], p99: rb.latency.p99, expectedShare: expected(rb, pair.b) }
+      })
+      log(`paired ${round + 1}/${settings.rounds} ${pair.a} ${Math.round(ra.rps)} req/s ${Math.round(cpuUs[0])} µs/req | ${pair.b} ${Math.round(rb.rps)} req/s ${Math.round(cpuUs[1])} µs/req`)
+    }
+  }
+  return measured
 }
 
 async function memoryRun (load, ctx, running) {
@@ -512,7 +578,7 @@ async function memoryRun (load, ctx, running) {
   return { mix: MIX, mixedRequests: settings.mixedRequests, samples, statusCodes, rssRatio: last.rss / m0.rss, heapRatio: last.heapUsed / m0.heapUsed }
 }
 
-function summarise ({ rows, skipped, memory }) {
+function summarise ({ rows, skipped, memory, paired }) {
   const byId = new Map(rows.map((r) => [r.id, r]))
   const baseline = byId.get('reply-from')
   for (const row of rows) {
@@ -547,20 +613,36 @@ function summarise ({ rows, skipped, memory }) {
     if (ra === undefined || rb === undefined) return undefined
     return median(ra.rounds.map((r, i) => r.rps / rb.rounds[i].rps))
   }
-  const targets = []
-  const target = (text, value, op, goal) => {
-    if (value === undefined) return
-    targets.push({ text, value, op, goal, met: op === '>=' ? value >= goal : value <= goal })
+  for (const pair of paired ?? []) {
+    const rs = pair.rounds
+    const spread = (values) => ({ median: median(values), min: Math.min(...values), max: Math.max(...values) })
+    pair.label = { a: byId.get(pair.a).label, b: byId.get(pair.b).label }
+    // Throughput of a over b, and b's CPU per request over a's: both above 1 when a is the cheaper.
+    pair.rpsRatio = spread(rs.map((r) => r.a.rps / r.b.rps))
+    pair.cpuRatio = spread(rs.map((r) => r.b.cpuUsPerRequest / r.a.cpuUsPerRequest))
+    pair.valid = rs.every((r) => r.a.expectedShare >= 0.99 && r.b.expectedShare >= 0.99)
   }
-  target('proxy + access log vs bare reply-from (throughput)', byId.get('fl-log')?.ratio, '>=', 0.95)
-  target('full chain (memory) vs bare reply-from (throughput)', byId.get('fl-full')?.ratio, '>=', 0.85)
-  target('full chain (Redis) vs bare reply-from (throughput)', byId.get('fl-redis')?.ratio, '>=', 0.6)
-  target('UCF error path vs success path (proxy + access log)', ratio('fl-ucf', 'fl-log'), '>=', 1.0)
-  target('metrics on / off (proxy + access log, throughput)', ratio('fl-metrics', 'fl-log'), '>=', 0.97)
-  target('CBO fast-fail vs bare reply-from (throughput)', byId.get('fl-cbo')?.ratio, '>=', 2.0)
-  target('1,000 APIs vs 1 API (full chain, traffic spread over all)', ratio('scale-apis', 'scale-base'), '>=', 0.95)
-  target('1,000 APIs vs 1 API (full chain, traffic to one)', ratio('scale-apis-one', 'scale-base'), '>=', 0.95)
-  target('1,000,000 keys vs 1 key (full chain): flat', ratio('scale-keys', 'scale-base'), '>=', 0.95)
+  const pairedRatio = (a, b) => paired?.find((p) => p.a === a && p.b === b && p.valid)?.rpsRatio.median
+  const targets = []
+  const target = (text, value, op, goal, pair) => {
+    if (value === undefined) return
+    const entry = { text, value, op, goal, met: op === '>=' ? value >= goal : value <= goal }
+    const concurrent = pair === undefined ? undefined : pairedRatio(...pair)
+    if (concurrent !== undefined) {
+      entry.paired = concurrent
+      entry.pairedMet = op === '>=' ? concurrent >= goal : concurrent <= goal
+    }
+    targets.push(entry)
+  }
+  target('proxy + access log vs bare reply-from (throughput)', byId.get('fl-log')?.ratio, '>=', 0.95, ['fl-log', 'reply-from'])
+  target('full chain (memory) vs bare reply-from (throughput)', byId.get('fl-full')?.ratio, '>=', 0.85, ['fl-full', 'reply-from'])
+  target('full chain (Redis) vs bare reply-from (throughput)', byId.get('fl-redis')?.ratio, '>=', 0.6, ['fl-redis', 'reply-from'])
+  target('UCF error path vs success path (proxy + access log)', ratio('fl-ucf', 'fl-log'), '>=', 1.0, ['fl-ucf', 'fl-log'])
+  target('metrics on / off (proxy + access log, throughput)', ratio('fl-metrics', 'fl-log'), '>=', 0.97, ['fl-metrics', 'fl-log'])
+  target('CBO fast-fail vs bare reply-from (throughput)', byId.get('fl-cbo')?.ratio, '>=', 2.0, ['fl-cbo', 'reply-from'])
+  target('1,000 APIs vs 1 API (full chain, traffic spread over all)', ratio('scale-apis', 'scale-base'), '>=', 0.95, ['scale-apis', 'scale-base'])
+  target('1,000 APIs vs 1 API (full chain, traffic to one)', ratio('scale-apis-one', 'scale-base'), '>=', 0.95, ['scale-apis-one', 'scale-base'])
+  target('1,000,000 keys vs 1 key (full chain): flat', ratio('scale-keys', 'scale-base'), '>=', 0.95, ['scale-keys', 'scale-base'])
   if (memory !== undefined) target(`RSS after ${memory.mixedRequests.toLocaleString('en-US')} mixed requests vs after warm-up`, memory.rssRatio, '<=', 1.1)
   target('p99 latency, full chain vs bare reply-from (50 connections)', byId.get('fl-full')?.p99Ratio, '<=', 1.5)
   const extra = {
@@ -568,7 +650,7 @@ function summarise ({ rows, skipped, memory }) {
     ucfDialVsSuccess: ratio('fl-ucf-dial', 'fl-log'),
     rltVsFull: ratio('fl-rlt', 'fl-full')
   }
-  return { rows, skipped, memory, targets, extra }
+  return { rows, skipped, memory, paired, targets, extra }
 }
 
 const measured = await main()

@@ -30,7 +30,15 @@ interface Results {
   versions: Record<string, string>
   settings: { rounds: number, connections: number }
   rows: Row[]
-  targets: Array<{ text: string, value: number, goal: number, met: boolean }>
+  targets: Array<{ text: string, value: number, goal: number, met: boolean, paired?: number }>
+  paired: Array<{
+    a: string
+    b: string
+    valid: boolean
+    rounds: Array<Record<'a' | 'b', { rps: number, cpuUsPerRequest: number }>>
+    rpsRatio: { median: number }
+    cpuRatio: { median: number }
+  }>
   memory: { mixedRequests: number, samples: Array<{ rss: number, heapUsed: number, requests: number }>, rssRatio: number, statusCodes: Record<string, number> }
 }
 
@@ -82,6 +90,17 @@ t.test('bench/run.mjs --smoke measures four configurations and writes JSON, mark
   t.ok(withMetrics.scrapes !== undefined && withMetrics.scrapes.sent >= 1 && withMetrics.scrapes.failed === 0, 'scraped while loaded')
   t.ok((withMetrics.scrapes?.counted ?? 0) >= (withMetrics.scrapes?.answered ?? Infinity), 'every answered request was counted')
 
+  // The smoke run's pair: fl-metrics and fl-log loaded at the same time, each by its own load generator.
+  t.equal(results.paired.length, 1)
+  const pair = results.paired[0]
+  t.match(pair, { a: 'fl-metrics', b: 'fl-log', valid: true })
+  t.equal(pair.rounds.length, results.settings.rounds)
+  const [both] = pair.rounds
+  t.ok(both.a.rps > 0 && both.b.rps > 0 && both.a.cpuUsPerRequest > 0 && both.b.cpuUsPerRequest > 0, 'both sides answered and used CPU')
+  t.equal(pair.rpsRatio.median, both.a.rps / both.b.rps)
+  t.equal(pair.cpuRatio.median, both.b.cpuUsPerRequest / both.a.cpuUsPerRequest)
+  t.equal(metricsTarget?.paired, pair.rpsRatio.median, 'the metrics target shows the paired ratio too')
+
   t.equal(results.memory.samples.length, 2, 'after the warm-up and after the mixed requests')
   for (const s of results.memory.samples) t.ok(s.rss > 0 && s.heapUsed > 0 && s.heapUsed < s.rss)
   t.ok(Number.isFinite(results.memory.rssRatio))
@@ -91,6 +110,7 @@ t.test('bench/run.mjs --smoke measures four configurations and writes JSON, mark
   const markdown = readFileSync(summary.markdown, 'utf8')
   t.match(markdown, /\| bare @fastify\/reply-from \| [\d,]+ \| 1\.00 \|/)
   t.match(markdown, /\| Faultline: proxy \+ access log \| [\d,]+ \| \d+\.\d\d \|/)
+  t.match(markdown, /\| Faultline: proxy \+ access log \+ metrics \| Faultline: proxy \+ access log \| \d+\.\d\d \(\d+\.\d\d to \d+\.\d\d\) \|/)
   const svg = readFileSync(summary.svg, 'utf8')
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
   t.equal((svg.match(/<rect x=/g) ?? []).length, 4, 'one bar per row')

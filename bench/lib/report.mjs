@@ -4,6 +4,12 @@ const fmtInt = (n) => Math.round(n).toLocaleString('en-US')
 const fmtRatio = (n) => (n === undefined || n === null || Number.isNaN(n) ? 'n/a' : n.toFixed(2))
 const fmtMs = (n) => (n === undefined ? 'n/a' : n.toFixed(n < 10 ? 2 : 1))
 const fmtMiB = (bytes) => (bytes / 1048576).toFixed(1)
+const median = (values) => {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return NaN
+  const mid = Math.floor(v.length / 2)
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+}
 
 export function markdown (results) {
   const { machine, versions, settings } = results
@@ -53,11 +59,31 @@ export function markdown (results) {
     lines.push(`UCF with every request dialling the refused port (\`refusedBackoff: 0\`): ${fmtRatio(extra.ucfDialVsSuccess)}x the success path (proxy + access log).`)
     lines.push('')
   }
+  const paired = results.paired ?? []
+  if (paired.length > 0) {
+    lines.push(`Paired: both configurations of a pair loaded at the same time, each by its own autocannon with ${Math.max(1, Math.floor(settings.connections / 2))} connections, ${settings.rounds} rounds of ${settings.duration} s; medians of per-round ratios (lowest to highest round in brackets).`)
+    lines.push('')
+    lines.push('| a | b | throughput a / b | CPU µs/req b / a | CPU µs/req a, b (medians) |')
+    lines.push('|---|---|---:|---:|---:|')
+    const range = (r) => `${fmtRatio(r.median)} (${fmtRatio(r.min)} to ${fmtRatio(r.max)})`
+    for (const p of paired) {
+      const cpu = (side) => fmtInt(median(p.rounds.map((r) => r[side].cpuUsPerRequest)))
+      lines.push(`| ${p.label.a} | ${p.label.b} | ${range(p.rpsRatio)} | ${range(p.cpuRatio)} | ${cpu('a')}, ${cpu('b')}${p.valid ? '' : ' **INVALID**'} |`)
+    }
+    lines.push('')
+  }
   if (results.targets.length > 0) {
-    lines.push('| target | measured | goal | met |')
-    lines.push('|---|---:|---:|---|')
+    const withPaired = results.targets.some((t) => t.paired !== undefined)
+    lines.push(withPaired ? '| target | measured | paired | goal | met |' : '| target | measured | goal | met |')
+    lines.push(withPaired ? '|---|---:|---:|---:|---|' : '|---|---:|---:|---|')
     for (const t of results.targets) {
-      lines.push(`| ${t.text} | ${fmtRatio(t.value)} | ${t.op} ${t.goal} | ${t.met ? 'yes' : '**no**'} |`)
+      const met = t.met ? 'yes' : '**no**'
+      if (!withPaired) {
+        lines.push(`| ${t.text} | ${fmtRatio(t.value)} | ${t.op} ${t.goal} | ${met} |`)
+        continue
+      }
+      const pairedMet = t.paired === undefined ? '' : `; paired: ${t.pairedMet ? 'yes' : '**no**'}`
+      lines.push(`| ${t.text} | ${fmtRatio(t.value)} | ${t.paired === undefined ? '' : fmtRatio(t.paired)} | ${t.op} ${t.goal} | ${met}${pairedMet} |`)
     }
     lines.push('')
   }
