@@ -315,10 +315,8 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
   }
 
   /** Counts the request against the consumer's quota for the current period; QEX once it is used up. */
-  async function checkQuota (request: FastifyRequest, reply: FastifyReply, storeDown: boolean): Promise<void> {
+  async function checkQuota (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const record = reply.faultline
-    // The same Redis just failed for the rate limit: do not wait for it a second time.
-    if (storeDown && sharedStore) return
     const now = clock()
     const window = periodOf(now)
     let current: number
@@ -337,13 +335,14 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
   }
 
   async function enforceQuota (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    await checkQuota(request, reply, false)
+    await checkQuota(request, reply)
   }
 
+  /** Both, with two stores of their own (memory): with one Redis store, enforceBothInOneTrip. */
   async function enforceBoth (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     // A request the rate limit refuses throws here and never reaches the quota.
-    const storeDown = await limitRate(request, reply, rateLimitHook as preHandlerAsyncHookHandler)
-    await checkQuota(request, reply, storeDown)
+    await limitRate(request, reply, rateLimitHook as preHandlerAsyncHookHandler)
+    await checkQuota(request, reply)
   }
 
   /**
@@ -362,17 +361,17 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
     ).catch((err: StoreUnavailableError) => err)
     const token = 'pair:' + String(++pairedSeq)
     pairedCounts.set(token, counts)
+    // The hook asks for its key before its first await: the token is handed over synchronously.
+    handedToken = token
+    const limited = limitRate(request, reply, pairedRateLimitHook as preHandlerAsyncHookHandler)
+    handedToken = undefined
     let storeDown: boolean
     try {
-      handedToken = token
-      const limited = limitRate(request, reply, pairedRateLimitHook as preHandlerAsyncHookHandler)
-      handedToken = undefined
       storeDown = await limited
     } finally {
-      handedToken = undefined
       pairedCounts.delete(token)
     }
-    // The store failed: limitRate applied failMode (the quota's count failed with it).
+    // The store failed: limitRate applied failMode (the quota's count failed with it, no second wait).
     if (storeDown) return
     const taken = await counts
     if (taken instanceof StoreUnavailableError || taken.second === undefined) return
