@@ -40,11 +40,12 @@ export class Browser {
 
   static async launch (binary: string, timeoutMs = 20_000): Promise<Browser> {
     const profile = mkdtempSync(join(tmpdir(), 'faultline-chromium-'))
+    // A process group of its own (detached), so that close() can end its helper processes too.
     const proc = spawn(binary, [
       '--headless', '--disable-gpu', '--no-sandbox', '--no-first-run', '--no-default-browser-check',
       '--disable-extensions', '--disable-background-networking', '--remote-debugging-port=0',
       `--user-data-dir=${profile}`, 'about:blank'
-    ], { stdio: ['ignore', 'ignore', 'pipe'] })
+    ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
     const url = await new Promise<string>((resolve, reject) => {
       let seen = ''
       const timer = setTimeout(() => reject(new Error(`chromium did not start in ${timeoutMs} ms: ${seen.slice(-500)}`)), timeoutMs)
@@ -161,8 +162,13 @@ export class Browser {
       this.proc.kill('SIGKILL')
       await exited
     }
-    // Chromium's helper processes may still be writing into the profile for a moment after the
-    // browser exited (seen once as ENOTEMPTY): rmSync retries that.
+    // Chromium's helper processes may outlive the browser and keep writing into the profile (seen
+    // twice in CI as ENOTEMPTY): end the whole group, then remove the profile (retrying a moment).
+    try {
+      if (this.proc.pid !== undefined) process.kill(-this.proc.pid, 'SIGKILL')
+    } catch {
+      // The group is gone already.
+    }
     rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
   }
 }
