@@ -193,7 +193,17 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
   /** The presented key's sha256, rewritten by each request (the table path is synchronous). */
   const digest = Buffer.alloc(32)
 
-  async function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  /** A key not in the table, asked of `lookup` (through its cache). */
+  async function lookUpAndAdmit (presented: Buffer, record: FaultlineRecord | null): Promise<void> {
+    const known = await lookUp(presented.toString('hex'))
+    if (known === null || known.revoked || !timingSafeEqual(presented, known.hash)) {
+      throw new FaultlineError('AKI', { source: SOURCE })
+    }
+    admit(record, known.id, known.expiresAt, known.apis)
+  }
+
+  /** Synchronous for a key in the table (or a refusal); a promise only when `lookup` is asked. */
+  function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
     const record = reply.faultline
     const raw = request.headers[header]
     // The key goes no further than the gateway.
@@ -208,15 +218,11 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
     if (table !== undefined && index !== -1) {
       if (table.revoked(index) || !timingSafeEqual(digest, table.digest(index))) throw new FaultlineError('AKI', { source: SOURCE })
       admit(record, table.id(index), table.expiresAt(index), table.apis(index))
-      return
+      return undefined
     }
+    if (lookup === undefined) throw new FaultlineError('AKI', { source: SOURCE })
     // `digest` is shared by this authenticator's requests: keep a copy across the await.
-    const presented = Buffer.from(digest)
-    const known = await lookUp(presented.toString('hex'))
-    if (known === null || known.revoked || !timingSafeEqual(presented, known.hash)) {
-      throw new FaultlineError('AKI', { source: SOURCE })
-    }
-    admit(record, known.id, known.expiresAt, known.apis)
+    return lookUpAndAdmit(Buffer.from(digest), record)
   }
 
   return { source: SOURCE, authenticate }

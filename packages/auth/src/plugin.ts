@@ -2,7 +2,7 @@
  * The auth boundary: one authenticator per registration, run in the onRequest hook of the routes
  * of the context it is registered in (register it next to the API's routes, e.g. with the proxy).
  */
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { isFaultlineError } from '@faultline/core'
 import { createApiKeyAuthenticator } from './api-key-auth.js'
@@ -67,7 +67,7 @@ const printable = /^[\x20-\x7e]+$/
  * APIs' routes (as in @faultline/gateway): the plugin below adds the same hook to its scope.
  * Lifecycle hooks (closing the authenticator) go to `scope`; no request hook or decorator does.
  */
-export async function createAuthHook (scope: FastifyInstance, options: AuthOptions): Promise<onRequestAsyncHookHandler> {
+export async function createAuthHook (scope: FastifyInstance, options: AuthOptions): Promise<onRequestHookHandler> {
   const authenticator = await createAuthenticator(scope, options)
   checkOptionNames(options)
   const challenge = challengeFor(options)
@@ -75,24 +75,46 @@ export async function createAuthHook (scope: FastifyInstance, options: AuthOptio
   if (close !== undefined) {
     scope.addHook('onClose', async () => { await close.call(authenticator) })
   }
-  return async function authenticate (request: FastifyRequest, reply: FastifyReply) {
-    // The header that tells the upstream who the consumer is: whatever the client sent as its
-    // value is dropped before anything can trust it.
-    delete request.headers[CONSUMER_HEADER]
-    try {
-      await authenticator.authenticate(request, reply)
-    } catch (err) {
-      if (challenge !== undefined && isFaultlineError(err) && err.statusCode === 401) {
-        reply.header('www-authenticate', challenge(err.flag))
-      }
-      throw err
+
+  /** A 401 says how to authenticate (when the type has a challenge). */
+  function refused (reply: FastifyReply, err: unknown): Error {
+    if (challenge !== undefined && isFaultlineError(err) && err.statusCode === 401) {
+      reply.header('www-authenticate', challenge(err.flag))
     }
-    // The upstream learns who the consumer is from the gateway, unless the authenticator mapped
-    // something else to that header (claimHeaders, resultHeaders).
+    return err as Error
+  }
+
+  // The upstream learns who the consumer is from the gateway, unless the authenticator mapped
+  // something else to that header (claimHeaders, resultHeaders).
+  function nameConsumer (request: FastifyRequest, reply: FastifyReply): void {
     const consumer = reply.faultline?.consumer
     if (request.headers[CONSUMER_HEADER] === undefined && consumer !== undefined && printable.test(consumer)) {
       request.headers[CONSUMER_HEADER] = consumer
     }
+  }
+
+  // A callback hook, not an async one: an authenticator that answers synchronously (API keys in
+  // the table) costs no promise and no microtask turn.
+  return function authenticate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    // The header that tells the upstream who the consumer is: whatever the client sent as its
+    // value is dropped before anything can trust it.
+    delete request.headers[CONSUMER_HEADER]
+    let pending: Promise<void> | void
+    try {
+      pending = authenticator.authenticate(request, reply)
+    } catch (err) {
+      done(refused(reply, err))
+      return
+    }
+    if (pending === undefined) {
+      nameConsumer(request, reply)
+      done()
+      return
+    }
+    pending.then(() => {
+      nameConsumer(request, reply)
+      done()
+    }, (err: unknown) => { done(refused(reply, err)) })
   }
 }
 

@@ -9,7 +9,9 @@ import type {
   FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
+  HookHandlerDoneFunction,
   onRequestAsyncHookHandler,
+  onRequestHookHandler,
   preHandlerAsyncHookHandler
 } from 'fastify'
 import fp from 'fastify-plugin'
@@ -176,7 +178,7 @@ export interface ApiQuotaHooks {
    * The onRequest hook for a route the rate limit and/or the quota apply to (both, unless one is
    * turned off for the route); undefined when neither applies.
    */
-  hookFor: (route?: { rateLimit?: boolean, quota?: boolean }) => onRequestAsyncHookHandler | undefined
+  hookFor: (route?: { rateLimit?: boolean, quota?: boolean }) => onRequestHookHandler | onRequestAsyncHookHandler | undefined
 }
 
 /**
@@ -345,6 +347,35 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
     await checkQuota(request, reply)
   }
 
+  // Memory stores never fail and count synchronously: their hooks take no detour through failMode
+  // and no promise of their own (callback hooks; the rate limit's hook is @fastify/rate-limit's).
+  const memoryQuota = quotaStore instanceof MemoryCounterStore ? quotaStore : undefined
+  const memoryRateLimit = rateLimitStore instanceof MemoryCounterStore
+
+  /** checkQuota on a memory store, synchronously. */
+  function countQuota (request: FastifyRequest, reply: FastifyReply, store: MemoryCounterStore): void {
+    const now = clock()
+    const window = periodOf(now)
+    applyQuota(reply, store.incrSync(quotaKey(request, reply.faultline, window), window.end - now + QUOTA_GRACE_MS).current, window, now)
+  }
+
+  function enforceQuotaInMemory (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    try {
+      countQuota(request, reply, memoryQuota as MemoryCounterStore)
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    done()
+  }
+
+  function enforceBothInMemory (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    (rateLimitHook as preHandlerAsyncHookHandler).call(scope, request, reply).then(() => {
+      // A request the rate limit refuses rejects above and never reaches the quota.
+      enforceQuotaInMemory(request, reply, done)
+    }, done)
+  }
+
   /**
    * enforceBoth with one Redis round trip instead of two: the script counts the rate limit, and
    * the quota only when the rate limit admits the request. @fastify/rate-limit's hook then runs
@@ -384,9 +415,10 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
       const limited = rateLimitHook !== undefined && route?.rateLimit !== false
       const counted = quota !== undefined && route?.quota !== false
       if (!limited && !counted) return undefined
-      if (!limited) return enforceQuota
-      if (!counted) return enforceRateLimit
-      return pairedRateLimitHook !== undefined ? enforceBothInOneTrip : enforceBoth
+      if (!limited) return memoryQuota !== undefined ? enforceQuotaInMemory : enforceQuota
+      if (!counted) return memoryRateLimit ? rateLimitHook : enforceRateLimit
+      if (pairedRateLimitHook !== undefined) return enforceBothInOneTrip
+      return memoryRateLimit && memoryQuota !== undefined ? enforceBothInMemory : enforceBoth
     }
   }
 }
@@ -416,7 +448,7 @@ async function faultlineQuota (fastify: FastifyInstance, options: FaultlineQuota
     const existing = routeOptions.onRequest
     if (existing === undefined || existing === null) routeOptions.onRequest = [hook]
     else if (Array.isArray(existing)) routeOptions.onRequest = [...existing, hook]
-    else routeOptions.onRequest = [existing as onRequestAsyncHookHandler, hook]
+    else routeOptions.onRequest = [existing as onRequestHookHandler, hook as onRequestHookHandler]
   })
 }
 

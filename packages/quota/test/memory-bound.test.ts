@@ -67,3 +67,23 @@ t.test('MemoryCounterStore: least recently used eviction, windows that expire on
   await store.close()
   t.equal(store.size, 0)
 })
+
+t.test('MemoryCounterStore: a key counted in the last maxKeys / 2 counts is never the one dropped', async (t) => {
+  const store = new MemoryCounterStore({ maxKeys: 100 })
+  // A busy key among a flood of one-off keys: it is moved to the end only now and then, yet never dropped.
+  let restarts = 0
+  for (let i = 0; i < 5_000; i++) {
+    if (store.incrSync('busy', 60_000).current !== i + 1) restarts++
+    store.incrSync(`once-${i}`, 60_000)
+  }
+  t.equal(restarts, 0, 'the busy key kept its count all along')
+  t.equal(store.size, 100)
+  t.equal(store.evictions, 5_000 - 99, 'every one-off key but the newest 99 made room')
+  // A key last counted more than maxKeys counts ago is gone.
+  const quiet = new MemoryCounterStore({ maxKeys: 100 })
+  quiet.incrSync('quiet', 60_000)
+  for (let i = 0; i < 100; i++) quiet.incrSync(`once-${i}`, 60_000)
+  t.equal(quiet.incrSync('quiet', 60_000).current, 1, 'the least recently counted key was dropped')
+  await store.close()
+  await quiet.close()
+})
