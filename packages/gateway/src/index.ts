@@ -21,7 +21,7 @@ export type {
 export { buildGateway, registerApi } from './build-gateway.js'
 export type { BuildGatewayOptions } from './build-gateway.js'
 export { serve } from './serve.js'
-export { tuneGatewayRuntime, gatewayV8Flags } from './runtime.js'
+export { tuneGatewayRuntime, gatewayV8Flags, primeNextTick } from './runtime.js'
 export type { ServeOptions, RunningGateway } from './serve.js'
 export { main, formatFlagTable } from './cli.js'
 export type { CliIo } from './cli.js'
