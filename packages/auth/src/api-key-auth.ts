@@ -151,13 +151,12 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
   const table = options.keys === undefined || options.keys.length === 0 ? undefined : compileKeys(options.keys)
   const cache = new LookupCache(options.cache?.max ?? 10_000, options.cache?.ttl ?? 60_000)
 
-  /** Asks `lookup` (through its cache) about a key that is not in the table. */
-  async function lookUp (keyHash: string): Promise<KnownKey | null> {
-    if (lookup === undefined) return null
+  /** Asks `find` (the `lookup` option, through its cache) about a key that is not in the table. */
+  async function lookUp (find: NonNullable<typeof lookup>, keyHash: string): Promise<KnownKey | null> {
     const now = Date.now()
     const cached = cache.get(keyHash, now)
     if (cached !== undefined) return cached
-    const entry = await lookup(keyHash)
+    const entry = await find(keyHash)
     const value = entry === null || entry === undefined ? null : compileEntry(entry, 'lookup() result')
     cache.set(keyHash, value, now)
     return value
@@ -194,8 +193,8 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
   const digest = Buffer.alloc(32)
 
   /** A key not in the table, asked of `lookup` (through its cache). */
-  async function lookUpAndAdmit (presented: Buffer, record: FaultlineRecord | null): Promise<void> {
-    const known = await lookUp(presented.toString('hex'))
+  async function lookUpAndAdmit (find: NonNullable<typeof lookup>, presented: Buffer, record: FaultlineRecord | null): Promise<void> {
+    const known = await lookUp(find, presented.toString('hex'))
     if (known === null || known.revoked || !timingSafeEqual(presented, known.hash)) {
       throw new FaultlineError('AKI', { source: SOURCE })
     }
@@ -222,7 +221,7 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
     }
     if (lookup === undefined) throw new FaultlineError('AKI', { source: SOURCE })
     // `digest` is shared by this authenticator's requests: keep a copy across the await.
-    return lookUpAndAdmit(Buffer.from(digest), record)
+    return lookUpAndAdmit(lookup, Buffer.from(digest), record)
   }
 
   return { source: SOURCE, authenticate }

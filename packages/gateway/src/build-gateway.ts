@@ -113,8 +113,6 @@ export async function registerApi (scope: FastifyInstance, api: ApiConfig, share
  */
 export async function buildGateway (config: GatewayConfigInput, options: BuildGatewayOptions = {}): Promise<FastifyInstance> {
   const server = resolveServerConfig(config)
-  // Before any route exists (see primeNextTick): 1,000 APIs built first left nextTick slow for good.
-  await primeNextTick()
   const metricsPort = config.metrics?.port
   if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === server.port) {
     throw new Error(`metrics.port ${metricsPort} is the gateway's own port (server.port): give the metrics another port, or leave it out to serve them on the gateway's port`)

@@ -38,8 +38,8 @@ let primed: Promise<void> | undefined
  * chained ticks, bench/), most of it in the object literal of its tick, and it was 4.9% of the
  * 1,000-APIs row's CPU against 0.6% with one API. Clearing the function's feedback
  * (`%ClearFunctionFeedback`) makes it fast again, and so does this, done first.
- * `buildGateway()` and `registerApi()` await it first; an application that builds many routes of
- * its own can await it before. Resolves at once after the first time.
+ * `registerApi()` awaits it first (so `buildGateway()` does, once per API: at once after the first
+ * time); an application that builds many routes of its own can await it before.
  */
 export async function primeNextTick (): Promise<void> {
   primed ??= (async () => {

@@ -340,28 +340,22 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
     await checkQuota(request, reply)
   }
 
-  /** Both, with two stores of their own (memory): with one Redis store, enforceBothInOneTrip. */
-  async function enforceBoth (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    // A request the rate limit refuses throws here and never reaches the quota.
-    await limitRate(request, reply, rateLimitHook as preHandlerAsyncHookHandler)
-    await checkQuota(request, reply)
-  }
-
-  // Memory stores never fail and count synchronously: their hooks take no detour through failMode
-  // and no promise of their own (callback hooks; the rate limit's hook is @fastify/rate-limit's).
+  // Without Redis both stores are in memory: they never fail and count synchronously, so their
+  // hooks take no detour through failMode and no promise of their own (callback hooks; the rate
+  // limit's hook is @fastify/rate-limit's). With Redis one store holds both: see enforceBothInOneTrip.
   const memoryQuota = quotaStore instanceof MemoryCounterStore ? quotaStore : undefined
   const memoryRateLimit = rateLimitStore instanceof MemoryCounterStore
 
-  /** checkQuota on a memory store, synchronously. */
-  function countQuota (request: FastifyRequest, reply: FastifyReply, store: MemoryCounterStore): void {
+  /** checkQuota on the memory store, synchronously. */
+  function countQuota (request: FastifyRequest, reply: FastifyReply): void {
     const now = clock()
     const window = periodOf(now)
-    applyQuota(reply, store.incrSync(quotaKey(request, reply.faultline, window), window.end - now + QUOTA_GRACE_MS).current, window, now)
+    applyQuota(reply, (memoryQuota as MemoryCounterStore).incrSync(quotaKey(request, reply.faultline, window), window.end - now + QUOTA_GRACE_MS).current, window, now)
   }
 
   function enforceQuotaInMemory (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     try {
-      countQuota(request, reply, memoryQuota as MemoryCounterStore)
+      countQuota(request, reply)
     } catch (err) {
       done(err as Error)
       return
@@ -377,8 +371,8 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
   }
 
   /**
-   * enforceBoth with one Redis round trip instead of two: the script counts the rate limit, and
-   * the quota only when the rate limit admits the request. @fastify/rate-limit's hook then runs
+   * Rate limit and quota in one Redis round trip: the script counts the rate limit, and the quota
+   * only when the rate limit admits the request. @fastify/rate-limit's hook then runs
    * as usual (its headers, its RLT) on the count already taken.
    */
   async function enforceBothInOneTrip (request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -417,8 +411,8 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
       if (!limited && !counted) return undefined
       if (!limited) return memoryQuota !== undefined ? enforceQuotaInMemory : enforceQuota
       if (!counted) return memoryRateLimit ? rateLimitHook : enforceRateLimit
-      if (pairedRateLimitHook !== undefined) return enforceBothInOneTrip
-      return memoryRateLimit && memoryQuota !== undefined ? enforceBothInMemory : enforceBoth
+      // Both: one Redis store for the two (paired), or two memory stores.
+      return pairedRateLimitHook !== undefined ? enforceBothInOneTrip : enforceBothInMemory
     }
   }
 }
