@@ -255,3 +255,38 @@ t.test('a large body streams with backpressure: a slow client still gets every b
   const body = raw.subarray(raw.indexOf('\r\n\r\n') + 4)
   t.ok(body.equals(big), 'all 8 MiB, in order')
 })
+
+t.test('a proxied response is not awaited as a thenable: no more listeners on it than on a plain route', async (t) => {
+  // A route handler that returns the reply has Fastify await it (reply.then), which hangs
+  // end-of-stream listeners on every response: ~7% of the proxy's CPU per request (BENCHMARKS.md).
+  const upstream = await rawUpstream(t, (socket) => {
+    socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${SMALL.length}\r\n\r\n`)
+    socket.write(SMALL)
+  })
+  const { default: Fastify } = await import('fastify')
+  const { default: core } = await import('@faultline/core')
+  const { default: proxy } = await import('@faultline/proxy')
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await app.register(core)
+  await app.register(proxy, { name: 'raw', prefix: '/raw', upstream: { targets: [upstream.url] } })
+  app.get('/plain', (_request, reply) => { reply.type('text/plain').send(SMALL) })
+  const listeners: Record<string, number[]> = {}
+  app.addHook('onSend', async (request, reply) => {
+    const res = reply.raw
+    const counts = ['finish', 'close', 'error', 'prefinish', 'end'].map((event) => res.listenerCount(event))
+    // Counted once the response is under way: the handler has returned by then.
+    setImmediate(() => { listeners[request.url] = counts })
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  for (const path of ['/plain', '/raw/x']) {
+    const res = await fetch(base + path)
+    t.equal(res.status, 200, path)
+    t.same(Buffer.from(await res.arrayBuffer()), SMALL, path)
+  }
+  await new Promise((resolve) => setImmediate(resolve))
+  t.ok(listeners['/plain'] !== undefined && listeners['/raw/x'] !== undefined, 'both responses were counted')
+  // The core listens for 'close' on proxied responses (CDC); the rest must match a plain route.
+  t.same(listeners['/raw/x'].slice(0, 1).concat(listeners['/raw/x'].slice(2)), listeners['/plain'].slice(0, 1).concat(listeners['/plain'].slice(2)), 'finish, error, prefinish and end listeners as on a plain route')
+})
