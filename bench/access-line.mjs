@@ -21,22 +21,29 @@ if (!Number.isInteger(lines) || lines < 1 || lines > 10_000_000 || !Number.isInt
   process.exit(2)
 }
 
-// A proxied success, as the bench's proxy + access log row writes it.
-const record = new FaultlineRecord('0b8e6a0e-4a57-4bd6-8f4c-0a0d9a4a9f11', 'GET', '/api/items/42')
-Object.assign(record, {
-  route: '/api/*',
-  api_name: 'bench',
-  status: 200,
-  response_source: 'upstream',
-  upstream_status: 200,
-  upstream_addr: '127.0.0.1:34567',
-  upstream_attempts: 1,
-  upstream_latency: 1.234,
-  gateway_latency: 0.456,
-  latency_total: 1.69,
-  client_ip: '127.0.0.1',
-  user_agent: 'autocannon/9.0.0'
+// Proxied successes, as the bench's proxy + access log row writes them: each line has its own
+// request id, path and latencies; route, API, upstream, client and agent repeat (as under load).
+const { randomUUID } = await import('node:crypto')
+const records = Array.from({ length: 4096 }, (_, i) => {
+  const record = new FaultlineRecord(randomUUID(), 'GET', `/api/items/${i}`)
+  return Object.assign(record, {
+    route: '/api/*',
+    api_name: 'bench',
+    status: 200,
+    response_source: 'upstream',
+    upstream_status: 200,
+    upstream_addr: '127.0.0.1:34567',
+    upstream_attempts: 1,
+    upstream_latency: Math.round(Math.random() * 5000) / 1000,
+    gateway_latency: Math.round(Math.random() * 1000) / 1000,
+    latency_total: Math.round(Math.random() * 6000) / 1000,
+    client_ip: '127.0.0.1',
+    user_agent: 'autocannon/9.0.0'
+  })
 })
+const record = records[0]
+let next = 0
+const nextRecord = () => records[next++ & 4095]
 
 let last = ''
 const sink = { write (line) { last = line } }
@@ -48,8 +55,8 @@ logger.info(record, 'access')
 if (withoutTime(last) !== withoutTime(line(record))) throw new Error(`the compiled line differs from pino's:\n${last}${line(record)}`)
 
 const ways = {
-  'pino logger.info': () => logger.info(record, 'access'),
-  'compiled line': () => sink.write(line(record))
+  'pino logger.info': () => logger.info(nextRecord(), 'access'),
+  'compiled line': () => sink.write(line(nextRecord()))
 }
 const samples = Object.fromEntries(Object.keys(ways).map((name) => [name, []]))
 for (let round = 0; round < rounds; round++) {

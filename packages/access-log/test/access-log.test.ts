@@ -114,6 +114,25 @@ t.test("each line is byte for byte the line pino's logger writes for the same fi
   t.same(Object.keys(JSON.parse(lines[1]) as object), ['level', 'time', 'request_id', 'status', 'consumer', 'msg'], 'a route field list, in record order')
 })
 
+t.test('a field whose value changes from line to line is written anew each time (the serializer keeps only the previous one)', async (t) => {
+  const { app, log } = await build(t, {}, (app) => {
+    app.get('/c', async (request) => {
+      const query = request.query as { who?: string, n?: string }
+      if (query.who !== undefined) request.faultline!.consumer = query.who
+      if (query.n !== undefined) request.faultline!.upstream_attempts = Number(query.n)
+      return 'ok'
+    })
+  })
+  const sequence = ['alice', 'alice', 'b "quoted"', 'alice', undefined, 'b "quoted"', '']
+  for (const [i, who] of sequence.entries()) {
+    const query = new URLSearchParams(who === undefined ? { n: String(i) } : { who, n: String(i) })
+    await app.inject(`/c?${query.toString()}`)
+  }
+  const lines = await log.waitFor(sequence.length)
+  t.same(lines.map((line) => line.consumer), sequence, 'each line has its own request\'s consumer, escaped where it must be')
+  t.same(lines.map((line) => line.upstream_attempts), sequence.map((_, i) => i))
+})
+
 t.test('a destination that needs pino\'s metadata (pino.multistream) still gets every line', async (t) => {
   const debug = new LogCapture()
   const info = new LogCapture()
