@@ -11,6 +11,7 @@ import { FaultlineError } from '@faultline/core'
 import type { FaultlineRecord } from '@faultline/core'
 import type { ApiKeyAuthOptions, ApiKeyEntry, Authenticator } from './options.js'
 import { KeyTable } from './key-table.js'
+import { removeRequestHeader } from './request-headers.js'
 
 const SOURCE = 'ApiKeyAuth'
 /** Printable ASCII without spaces, bounded: anything else is a malformed credential (IHD). */
@@ -206,7 +207,7 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
     const record = reply.faultline
     const raw = request.headers[header]
     // The key goes no further than the gateway.
-    if (raw !== undefined) delete request.headers[header]
+    if (raw !== undefined) removeRequestHeader(request, header)
     const fromQuery = takeFromQuery(request)
     const key = raw ?? fromQuery
     if (key === undefined) throw new FaultlineError('AMF', { source: SOURCE })

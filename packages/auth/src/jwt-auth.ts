@@ -17,6 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyJwt, { type FastifyJWTOptions, type JWT } from '@fastify/jwt'
 import { FaultlineError } from '@faultline/core'
 import type { Authenticator, JwtAuthOptions } from './options.js'
+import { removeRequestHeader } from './request-headers.js'
 
 const SOURCE = 'JwtAuth'
 const NAMESPACE = 'faultline'
@@ -302,10 +303,9 @@ export async function createJwtAuthenticator (fastify: FastifyInstance, options:
   }
 
   function authenticate (request: FastifyRequest, reply: FastifyReply): void {
-    const headers = request.headers
-    const authorization = headers.authorization
+    const authorization = request.headers.authorization
     // The token goes no further than the gateway unless asked for.
-    if (!forwardToken) delete headers.authorization
+    if (!forwardToken) removeRequestHeader(request, 'authorization')
     // Node trims the value: `Authorization:` with only spaces arrives as '' (no credential).
     if (authorization === undefined || authorization === '') throw new FaultlineError('AMF', { source: SOURCE })
     const match = typeof authorization === 'string' ? BEARER_JWT.exec(authorization) : null
@@ -326,9 +326,9 @@ export async function createJwtAuthenticator (fastify: FastifyInstance, options:
     for (let i = 0; i < claimHeaders.length; i++) {
       const [claim, header] = claimHeaders[i]
       // Whatever the client sent under this name is replaced, or removed when the claim is absent.
-      delete headers[header]
       const value = toHeaderValue(claims[claim])
-      if (value !== undefined) headers[header] = value
+      if (value !== undefined) request.headers[header] = value
+      else removeRequestHeader(request, header)
     }
   }
 

@@ -10,6 +10,7 @@ import { CONSUMER_HEADER, createExternalAuthenticator } from './external-auth.js
 import { createJwtAuthenticator } from './jwt-auth.js'
 import { createMtlsAuthenticator } from './mtls-auth.js'
 import type { AuthOptions, Authenticator } from './options.js'
+import { removeRequestHeader } from './request-headers.js'
 
 async function createAuthenticator (fastify: FastifyInstance, options: AuthOptions): Promise<Authenticator> {
   if (typeof options !== 'object' || options === null) {
@@ -98,7 +99,7 @@ export async function createAuthHook (scope: FastifyInstance, options: AuthOptio
   return function authenticate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     // The header that tells the upstream who the consumer is: whatever the client sent as its
     // value is dropped before anything can trust it.
-    delete request.headers[CONSUMER_HEADER]
+    removeRequestHeader(request, CONSUMER_HEADER)
     let pending: Promise<void> | void
     try {
       pending = authenticator.authenticate(request, reply)
