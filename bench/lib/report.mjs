@@ -61,7 +61,7 @@ export function markdown (results) {
   }
   const paired = results.paired ?? []
   if (paired.length > 0) {
-    lines.push(`Paired: both configurations of a pair loaded at the same time, each by its own autocannon with ${Math.max(1, Math.floor(settings.connections / 2))} connections, ${settings.rounds} rounds of ${settings.duration} s; medians of per-round ratios (lowest to highest round in brackets).`)
+    lines.push(`Paired: both configurations of a pair loaded at the same time, each by its own autocannon with ${Math.max(1, Math.floor(settings.connections / 2))} connections, ${settings.pairedRounds} rounds of ${settings.duration} s; medians of per-round ratios (lowest to highest round in brackets).`)
     lines.push('')
     lines.push('| a | b | throughput a / b | CPU µs/req b / a | CPU µs/req a, b (medians) |')
     lines.push('|---|---|---:|---:|---:|')
