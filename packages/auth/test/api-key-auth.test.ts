@@ -175,6 +175,49 @@ t.test('keys are compared with a timing-safe comparison on their sha256', async 
   t.same(compared, [[hashApiKey(KEY), hashApiKey(KEY)]], 'the digests, never the keys, are compared with timingSafeEqual')
 })
 
+t.test('a key that matched is not hashed again; every other check still runs on each request', async (t) => {
+  const crypto = await import('node:crypto')
+  let hashed = 0
+  const { createApiKeyAuthenticator: mocked } = await t.mockImport<typeof import('@faultline/auth')>('@faultline/auth', {
+    'node:crypto': {
+      ...crypto,
+      hash: (...args: Parameters<typeof crypto.hash>) => {
+        hashed++
+        return crypto.hash(...args)
+      }
+    }
+  })
+  const auth = mocked({
+    type: 'apiKey',
+    keys: [
+      { id: 'acme', key: KEY },
+      { id: 'old', key: 'sk_old_0123456789', expiresAt: '2020-01-01T00:00:00Z' },
+      { id: 'gone', key: 'sk_gone_0123456789', revoked: true },
+      { id: 'ops', key: 'sk_ops_0123456789', apis: ['Ops'] }
+    ]
+  })
+  async function present (key: string): Promise<string> {
+    const reply = { faultline: { consumer: undefined as string | undefined, api_name: 'Payments' } }
+    const headers = { 'x-api-key': key }
+    try {
+      await auth.authenticate({ headers, raw: { url: '/', headers } } as never, reply as never)
+      return `ok ${reply.faultline.consumer ?? ''}`
+    } catch (err) {
+      return (err as { flag?: string }).flag ?? String(err)
+    }
+  }
+  const before = hashed
+  t.same([await present(KEY), await present(KEY), await present(KEY)], ['ok acme', 'ok acme', 'ok acme'])
+  t.equal(hashed - before, 1, 'hashed once for three requests')
+  const wrong = [KEY + 'x', KEY.slice(0, -1), KEY.slice(0, -1) + 'f']
+  for (const key of wrong) t.same([await present(key), await present(key)], ['AKI', 'AKI'], 'a near miss is unknown, every time')
+  t.equal(hashed - before, 1 + wrong.length * 2, 'an unknown key is hashed each time it comes (it is never kept)')
+  t.same([await present('sk_old_0123456789'), await present('sk_old_0123456789')], ['AKE', 'AKE'], 'an expired key stays expired')
+  t.same([await present('sk_gone_0123456789'), await present('sk_gone_0123456789')], ['AKI', 'AKI'], 'a revoked key stays refused')
+  t.same([await present('sk_ops_0123456789'), await present('sk_ops_0123456789')], ['ACD', 'ACD'], 'a key for other APIs stays refused here')
+  t.same(await present(KEY), 'ok acme', 'the right key still passes')
+})
+
 t.test('a million keys: the last one is found', async (t) => {
   const keys = []
   for (let i = 0; i < 1_000_000; i++) keys.push({ id: `c${i}`, keyHash: createHash('sha256').update(`k${i}`).digest('hex') })
