@@ -22,13 +22,9 @@ function stringJson (value: string): string {
   return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : '"' + value + '"'
 }
 
-function valueJson (value: unknown): string | undefined {
+/** A value that is neither a string nor a number (the serializer writes those in place). */
+function otherJson (value: unknown): string | undefined {
   switch (typeof value) {
-    case 'string':
-      return stringJson(value)
-    case 'number':
-      // As pino: a number JSON cannot hold is written as null.
-      return Number.isFinite(value) ? String(value) : 'null'
     case 'boolean':
       return value ? 'true' : 'false'
     case 'undefined':
@@ -67,13 +63,13 @@ export function compileLine (fields: readonly string[]): LineSerializer {
 if (typeof v === 'string') {
   if (v !== last${i}) { lastJson${i} = stringJson(v); last${i} = v }
   line += ',"${name}":' + lastJson${i}
-} else if (typeof v === 'number') line += ',"${name}":' + (Number.isFinite(v) ? v : 'null')
-else if (v !== undefined && (json = valueJson(v)) !== undefined) line += ',"${name}":' + json
+} else if (typeof v === 'number') line += ',"${name}":' + (Number.isFinite(v) ? v : 'null') // as pino: null when JSON cannot hold it
+else if ((json = otherJson(v)) !== undefined) line += ',"${name}":' + json
 `
   })
   body += 'return line + \',"msg":"access"}\\n\''
   // eslint-disable-next-line no-new-func -- generated from record field names only (FIELD_NAME)
-  const build = new Function('valueJson', 'stringJson', `${state}return function serializeLine (record) {\n${body}\n}`) as
-    (json: typeof valueJson, string: typeof stringJson) => LineSerializer
-  return build(valueJson, stringJson)
+  const build = new Function('otherJson', 'stringJson', `${state}return function serializeLine (record) {\n${body}\n}`) as
+    (other: typeof otherJson, string: typeof stringJson) => LineSerializer
+  return build(otherJson, stringJson)
 }

@@ -203,6 +203,12 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
    */
   const matchedKeys = new Map<string, number>()
 
+  /** What follows a key found at `index` of the table. */
+  function admitFromTable (record: FaultlineRecord | null, index: number): void {
+    const found = table as KeyTable
+    admit(record, found.id(index), found.expiresAt(index), found.apis(index))
+  }
+
   /** A key not in the table, asked of `lookup` (through its cache). */
   async function lookUpAndAdmit (find: NonNullable<typeof lookup>, presented: Buffer, record: FaultlineRecord | null): Promise<void> {
     const known = await lookUp(find, presented.toString('hex'))
@@ -223,23 +229,20 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
     if (key === undefined) throw new FaultlineError('AMF', { source: SOURCE })
     if (typeof key !== 'string' || !WELL_FORMED_KEY.test(key)) throw new FaultlineError('IHD', { source: SOURCE })
 
-    if (table !== undefined) {
-      let index = matchedKeys.get(key) ?? -1
-      if (index === -1) {
-        sha256Into(key, digest)
-        index = table.lookup(digest)
-        if (index !== -1) {
-          if (table.revoked(index) || !timingSafeEqual(digest, table.digest(index))) throw new FaultlineError('AKI', { source: SOURCE })
-          if (matchedKeys.size >= MATCHED_KEYS_MAX) matchedKeys.clear()
-          matchedKeys.set(key, index)
-        }
-      }
-      if (index !== -1) {
-        admit(record, table.id(index), table.expiresAt(index), table.apis(index))
-        return undefined
-      }
-    } else {
-      sha256Into(key, digest)
+    // Only keys of the table are ever remembered.
+    const remembered = matchedKeys.get(key)
+    if (remembered !== undefined) {
+      admitFromTable(record, remembered)
+      return undefined
+    }
+    sha256Into(key, digest)
+    const index = table === undefined ? -1 : table.lookup(digest)
+    if (table !== undefined && index !== -1) {
+      if (table.revoked(index) || !timingSafeEqual(digest, table.digest(index))) throw new FaultlineError('AKI', { source: SOURCE })
+      if (matchedKeys.size >= MATCHED_KEYS_MAX) matchedKeys.clear()
+      matchedKeys.set(key, index)
+      admitFromTable(record, index)
+      return undefined
     }
     if (lookup === undefined) throw new FaultlineError('AKI', { source: SOURCE })
     // `digest` is shared by this authenticator's requests: keep a copy across the await.

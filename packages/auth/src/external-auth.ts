@@ -20,6 +20,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Agent, buildConnector, errors, type Dispatcher } from 'undici'
 import { classifyTransportError, FaultlineError } from '@faultline/core'
 import type { Authenticator, ExternalAuthOptions } from './options.js'
+import { removeRequestHeader } from './request-headers.js'
 
 const SOURCE = 'ExternalAuth'
 /** Header of an answer (allowing or denying) that names the consumer for the access log. */
@@ -319,10 +320,10 @@ export function createExternalAuthenticator (options: ExternalAuthOptions): Auth
     if (record !== null && decision.consumer !== undefined) record.consumer = decision.consumer
     if (!decision.allowed) throw new FaultlineError('EAD', { source: SOURCE })
     // The service's answer is the only source of these headers: a client's own are dropped.
-    const incoming = request.headers
-    for (let i = 0; i < resultHeaders.length; i++) delete incoming[resultHeaders[i]]
+    for (let i = 0; i < resultHeaders.length; i++) removeRequestHeader(request, resultHeaders[i])
     const copied = decision.headers
     if (copied !== undefined) {
+      const incoming = request.headers
       for (let i = 0; i < copied.length; i++) incoming[copied[i][0]] = copied[i][1]
     }
   }
