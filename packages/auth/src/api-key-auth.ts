@@ -20,6 +20,14 @@ const SHA256_HEX = /^[0-9a-f]{64}$/
 /** Most keys remembered by the string presented (see matchedKeys). */
 const MATCHED_KEYS_MAX = 10_000
 
+/** What a key that matched the table admits (see matchedKeys). */
+interface MatchedKey {
+  readonly id: string
+  /** Epoch ms; NaN: never. */
+  readonly expiresAt: number
+  readonly apis: ReadonlySet<string> | undefined
+}
+
 /** A key found by `lookup` (the static keys live in a KeyTable). */
 interface KnownKey {
   id: string
@@ -195,19 +203,16 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
   /** The presented key's sha256, rewritten by each request (the table path is synchronous). */
   const digest = Buffer.alloc(32)
   /**
-   * Keys that matched the table, by the string presented, with their place in it: a key seen
-   * again skips its sha256 (about 3 µs of a loaded gateway's CPU per request, BENCHMARKS.md).
-   * Only matched keys are kept, so unknown keys cannot fill it, and a Map finds a string by its
-   * hash: a wrong key is not compared character by character with a kept one. The table does not
-   * change once built. Emptied when it reaches MATCHED_KEYS_MAX.
+   * Keys that matched the table, by the string presented, with what the table says of them: a key
+   * seen again skips its sha256 (about 3 µs of a loaded gateway's CPU per request, BENCHMARKS.md)
+   * and the table itself. Its consumer id is then the same string on every request (the table
+   * slices a new one per call), so what is keyed by the consumer downstream (counters, the access
+   * line) finds it by a hash already computed. Only matched keys are kept, so unknown keys cannot
+   * fill it, and a Map finds a string by its hash: a wrong key is not compared character by
+   * character with a kept one. The table does not change once built. Emptied when it reaches
+   * MATCHED_KEYS_MAX.
    */
-  const matchedKeys = new Map<string, number>()
-
-  /** What follows a key found at `index` of the table. */
-  function admitFromTable (record: FaultlineRecord | null, index: number): void {
-    const found = table as KeyTable
-    admit(record, found.id(index), found.expiresAt(index), found.apis(index))
-  }
+  const matchedKeys = new Map<string, MatchedKey>()
 
   /** A key not in the table, asked of `lookup` (through its cache). */
   async function lookUpAndAdmit (find: NonNullable<typeof lookup>, presented: Buffer, record: FaultlineRecord | null): Promise<void> {
@@ -232,16 +237,17 @@ export function createApiKeyAuthenticator (options: ApiKeyAuthOptions): Authenti
     // Only keys of the table are ever remembered.
     const remembered = matchedKeys.get(key)
     if (remembered !== undefined) {
-      admitFromTable(record, remembered)
+      admit(record, remembered.id, remembered.expiresAt, remembered.apis)
       return undefined
     }
     sha256Into(key, digest)
     const index = table === undefined ? -1 : table.lookup(digest)
     if (table !== undefined && index !== -1) {
       if (table.revoked(index) || !timingSafeEqual(digest, table.digest(index))) throw new FaultlineError('AKI', { source: SOURCE })
+      const matched = { id: table.id(index), expiresAt: table.expiresAt(index), apis: table.apis(index) }
       if (matchedKeys.size >= MATCHED_KEYS_MAX) matchedKeys.clear()
-      matchedKeys.set(key, index)
-      admitFromTable(record, index)
+      matchedKeys.set(key, matched)
+      admit(record, matched.id, matched.expiresAt, matched.apis)
       return undefined
     }
     if (lookup === undefined) throw new FaultlineError('AKI', { source: SOURCE })

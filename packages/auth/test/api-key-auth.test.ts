@@ -218,6 +218,32 @@ t.test('a key that matched is not hashed again; every other check still runs on 
   t.same(await present(KEY), 'ok acme', 'the right key still passes')
 })
 
+t.test('a key that matched is admitted from what was remembered of it, without reading the table again', async (t) => {
+  // The table slices a new id string per read; a remembered key hands the same one each time.
+  const { KeyTable } = await import('../dist/key-table.js')
+  const read = KeyTable.prototype.id
+  let reads = 0
+  KeyTable.prototype.id = function (this: InstanceType<typeof KeyTable>, index: number) {
+    reads++
+    return read.call(this, index)
+  }
+  t.teardown(() => { KeyTable.prototype.id = read })
+  const keys = Array.from({ length: 5000 }, (_, i) => ({ id: `consumer-${i}`, key: `sk_live_${i}_0123456789` }))
+  const auth = createApiKeyAuthenticator({ type: 'apiKey', keys })
+  async function consumerOf (key: string): Promise<string | undefined> {
+    const reply = { faultline: { consumer: undefined as string | undefined, api_name: 'Payments' } }
+    const headers = { 'x-api-key': key }
+    await auth.authenticate({ headers, raw: { url: '/', headers } } as never, reply as never)
+    return reply.faultline.consumer
+  }
+  const seen = []
+  for (let round = 0; round < 3; round++) {
+    for (const i of [0, 4242, 4999]) seen.push(await consumerOf(`sk_live_${i}_0123456789`))
+  }
+  t.same(seen, Array.from({ length: 3 }, () => ['consumer-0', 'consumer-4242', 'consumer-4999']).flat(), 'each request is named after its own key')
+  t.equal(reads, 3, 'the table is read once per key, on its first request')
+})
+
 t.test('a million keys: the last one is found', async (t) => {
   const keys = []
   for (let i = 0; i < 1_000_000; i++) keys.push({ id: `c${i}`, keyHash: createHash('sha256').update(`k${i}`).digest('hex') })

@@ -54,6 +54,18 @@ const PREFIX = '@faultline/quota'
  * little behind still finds it. The period id in the key is what resets the quota, not this.
  */
 const QUOTA_GRACE_MS = 60_000
+/** Most consumers whose counter keys an API keeps built (see consumerKeys). */
+const KEY_MEMO_MAX = 10_000
+
+/** One consumer's counter keys in one API. */
+interface ConsumerKeys {
+  /** The API's part of the keys they were built with. */
+  readonly namespace: string
+  readonly rateLimit: string
+  /** The quota period `quota` was built for. */
+  period: string
+  quota: string
+}
 
 /**
  * Counts already taken for a request (rate limit and quota in one Redis script), waiting for
@@ -78,8 +90,8 @@ function takeHandedToken (): string {
 class RateLimitStoreAdapter implements FastifyRateLimitStore {
   private readonly memory: MemoryCounterStore | undefined
 
-  /** `paired`: the key is a token of pairedCounts, the count already taken. */
-  constructor (private readonly store: CounterStore, private readonly prefix: string, private readonly paired: boolean) {
+  /** `paired`: the key is a token of pairedCounts, the count already taken. Otherwise the key is the counter's. */
+  constructor (private readonly store: CounterStore, private readonly paired: boolean) {
     this.memory = store instanceof MemoryCounterStore ? store : undefined
   }
 
@@ -95,10 +107,10 @@ class RateLimitStoreAdapter implements FastifyRateLimitStore {
       return
     }
     if (this.memory !== undefined) {
-      cb(null, this.memory.incrSync(this.prefix + key, timeWindow))
+      cb(null, this.memory.incrSync(key, timeWindow))
       return
     }
-    this.store.incr(this.prefix + key, timeWindow).then((count) => cb(null, count), cb)
+    this.store.incr(key, timeWindow).then((count) => cb(null, count), cb)
   }
 
   /** Per-route rate-limit options are refused at route registration, so there are no children. */
@@ -115,7 +127,6 @@ interface ApiRateLimitOptions {
   errorResponseBuilder: typeof rateLimitError
   skipOnError: false
   faultlineStore: CounterStore
-  faultlinePrefix: string
   /** The counts are taken before the hook runs (see pairedCounts). */
   faultlinePaired: boolean
 }
@@ -131,8 +142,8 @@ class SharedRateLimitStore implements FastifyRateLimitStore {
   }
 
   child (params: unknown): FastifyRateLimitStore {
-    const { faultlineStore, faultlinePrefix, faultlinePaired } = params as ApiRateLimitOptions
-    return new RateLimitStoreAdapter(faultlineStore, faultlinePrefix, faultlinePaired)
+    const { faultlineStore, faultlinePaired } = params as ApiRateLimitOptions
+    return new RateLimitStoreAdapter(faultlineStore, faultlinePaired)
   }
 }
 
@@ -241,10 +252,21 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
     return lastNamespace
   }
 
-  /** `c:<consumer>`, or `ip:<client ip>` when there is none (or the limit is per IP). */
-  function who (request: FastifyRequest, record: FaultlineRecord | null, byConsumer: boolean): string {
-    const consumer = byConsumer ? record?.consumer : undefined
-    return consumer !== undefined ? 'c:' + consumer : 'ip:' + normalizeIP(request.ip)
+  /**
+   * A consumer's counter keys, built on its first request rather than on each: its requests then
+   * find their counters by a string whose hash is already known (the auth plugins name a consumer
+   * with the same string each time). Keys per client IP are built per request. Emptied when it
+   * reaches KEY_MEMO_MAX.
+   */
+  const consumerKeys = new Map<string, ConsumerKeys>()
+  function keysOf (consumer: string, namespace: string): ConsumerKeys {
+    let keys = consumerKeys.get(consumer)
+    if (keys === undefined || keys.namespace !== namespace) {
+      if (consumerKeys.size >= KEY_MEMO_MAX) consumerKeys.clear()
+      keys = { namespace, rateLimit: keyPrefix + 'rl:' + namespace + ':c:' + consumer, period: '', quota: '' }
+      consumerKeys.set(consumer, keys)
+    }
+    return keys
   }
 
   function storeFailed (record: FaultlineRecord | null, err: StoreUnavailableError, source: 'RateLimit' | 'Quota'): void {
@@ -255,8 +277,12 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
   // The rate limit: @fastify/rate-limit's hook (its headers, our RLT error, our store), built from
   // the app's one shared registration with this API's limits.
   const byConsumer = rateLimit?.key === 'consumer'
+  /** `<prefix>rl:<api>:c:<consumer>`, or `...:ip:<client ip>` when there is none (or the limit is per IP). */
   function rateLimitKey (request: FastifyRequest, record: FaultlineRecord | null): string {
-    return apiNamespace(record) + ':' + who(request, record, byConsumer)
+    const namespace = apiNamespace(record)
+    const consumer = byConsumer ? record?.consumer : undefined
+    if (consumer !== undefined) return keysOf(consumer, namespace).rateLimit
+    return keyPrefix + 'rl:' + namespace + ':ip:' + normalizeIP(request.ip)
   }
   let rateLimitHook: preHandlerAsyncHookHandler | undefined
   // With one Redis store for both, the hook for routes with rate limit and quota: its counts are
@@ -274,7 +300,6 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
       // Store failures reach our hook as errors, where failMode decides (skipOnError would hide them).
       skipOnError: false,
       faultlineStore: rateLimitStore,
-      faultlinePrefix: keyPrefix + 'rl:',
       faultlinePaired: false
     } as const
     rateLimitHook = createHook(hookOptions)
@@ -298,8 +323,17 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
     if (period === undefined || now >= period.end || now < period.start) period = periodAt((quota as NonNullable<QuotaSettings['quota']>).period, now)
     return period
   }
+  /** `<prefix>q:<api>:<period>:c:<consumer>`, or `...:ip:<client ip>` without a consumer. */
   function quotaKey (request: FastifyRequest, record: FaultlineRecord | null, window: PeriodWindow): string {
-    return keyPrefix + 'q:' + apiNamespace(record) + ':' + window.id + ':' + who(request, record, true)
+    const namespace = apiNamespace(record)
+    const consumer = record?.consumer
+    if (consumer === undefined) return keyPrefix + 'q:' + namespace + ':' + window.id + ':ip:' + normalizeIP(request.ip)
+    const keys = keysOf(consumer, namespace)
+    if (keys.period !== window.id) {
+      keys.period = window.id
+      keys.quota = keyPrefix + 'q:' + namespace + ':' + window.id + ':c:' + consumer
+    }
+    return keys.quota
   }
   /** The quota's headers for a count taken at `now` in `window`; QEX once the quota is used up. */
   function applyQuota (reply: FastifyReply, current: number, window: PeriodWindow, now: number): void {
@@ -381,7 +415,7 @@ export async function createApiQuota (scope: FastifyInstance, options: Faultline
     const now = clock()
     const window = periodOf(now)
     const counts = (rateLimitStore as RedisCounterStore).incrPair(
-      keyPrefix + 'rl:' + rateLimitKey(request, record), limit.timeWindow, limit.max,
+      rateLimitKey(request, record), limit.timeWindow, limit.max,
       quotaKey(request, record, window), window.end - now + QUOTA_GRACE_MS
     ).catch((err: StoreUnavailableError) => err)
     const token = 'pair:' + String(++pairedSeq)

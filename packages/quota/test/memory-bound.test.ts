@@ -87,3 +87,34 @@ t.test('MemoryCounterStore: a key counted in the last maxKeys / 2 counts is neve
   await store.close()
   await quiet.close()
 })
+
+t.test('counter keys kept per consumer: past 10,000 consumers they are built again and count on', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(core)
+  await app.register(async (scope) => {
+    // Stands in for auth: the consumer is named by a header.
+    scope.addHook('onRequest', (request, reply, done) => {
+      if (reply.faultline !== null) reply.faultline.consumer = request.headers['x-who'] as string
+      done()
+    })
+    await scope.register(quota, {
+      rateLimit: { max: 2, timeWindow: '1 hour' },
+      quota: { max: 3, period: 'month' },
+      cache: { max: 20_000 }
+    })
+    scope.get('/', { config: { apiName: 'Many' } }, async () => 'ok')
+  })
+  await app.ready()
+  const call = async (who: string): Promise<{ status: number, rateLimit: unknown, quota: unknown }> => {
+    const res = await app.inject({ url: '/', headers: { 'x-who': who } })
+    return { status: res.statusCode, rateLimit: res.headers['x-ratelimit-remaining'], quota: res.headers['x-quota-remaining'] }
+  }
+  t.same(await call('first'), { status: 200, rateLimit: '1', quota: '2' })
+  let others = 0
+  for (let i = 0; i < 10_050; i++) if ((await call(`consumer-${i}`)).status === 200) others++
+  t.equal(others, 10_050, 'every other consumer has counters of its own')
+  t.same(await call('first'), { status: 200, rateLimit: '0', quota: '1' }, 'the first consumer\'s counts went on from where they were')
+  t.equal((await call('first')).status, 429, 'and its rate limit holds')
+  t.same(await call('consumer-7'), { status: 200, rateLimit: '0', quota: '1' })
+})
