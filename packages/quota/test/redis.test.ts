@@ -268,6 +268,36 @@ t.test('rate limit and quota of one request: one Redis command, and each respons
   t.same(await Promise.all(keys.map(async (key) => await client.get(key))), ['1', '2'], 'quota 1 (the refused request not counted), rate limit 2')
 })
 
+t.test('counts made in one turn of the event loop go to Redis in one write, each with its own answer', async (t) => {
+  const redis = await redisServer(t)
+  const client = new Redis(redis.url, { enableOfflineQueue: false, commandTimeout: 500, lazyConnect: true })
+  t.teardown(() => { client.disconnect() })
+  const first = new RedisCounterStore({ client, owned: false, target: `127.0.0.1:${redis.port}` })
+  const second = new RedisCounterStore({ client, owned: false, target: `127.0.0.1:${redis.port}` })
+  await first.connect()
+  // One write is one call of the socket's _write (a single chunk) or _writev (several).
+  const writes: number[] = []
+  const stream = client.stream as unknown as { _write: (...args: unknown[]) => void, _writev: (chunks: unknown[], cb: unknown) => void }
+  const write = stream._write.bind(stream)
+  const writev = stream._writev.bind(stream)
+  stream._write = (...args) => { writes.push(1); write(...args) }
+  stream._writev = (chunks, cb) => { writes.push(chunks.length); writev(chunks, cb) }
+
+  const counts = await Promise.all([
+    ...Array.from({ length: 8 }, async () => await first.incr('gather:a', 60_000)),
+    second.incrPair('gather:b', 60_000, 10, 'gather:c', 60_000)
+  ])
+  t.same(writes, [9], 'nine commands from two stores of one client, one write')
+  t.same(counts.slice(0, 8).map((c) => (c as { current: number }).current).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8])
+  t.match(counts[8], { first: { current: 1 }, second: { current: 1 } })
+
+  writes.length = 0
+  t.equal((await first.incr('gather:a', 60_000)).current, 9, 'a count in a later turn goes out on its own')
+  t.equal((await second.incr('gather:a', 60_000)).current, 10)
+  t.same(writes, [1, 1])
+  t.equal(client.stream.writableCorked, 0, 'nothing is left corked')
+})
+
 t.test('a passed-in client that could make requests wait is refused at registration', async (t) => {
   const queued = new Redis({ lazyConnect: true, commandTimeout: 300 })
   const untimed = new Redis({ lazyConnect: true, enableOfflineQueue: false })
