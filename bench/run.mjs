@@ -12,6 +12,8 @@
  * --paired a:b,c:d (after the interleaved rounds, run each pair of rows at the same time, each
  * with half the connections and a load generator of its own; see pairedRounds), --paired-rounds N
  * (rounds of each pair, default --rounds), or --paired targets (the pairs of the targets a run cannot settle otherwise; `npm run bench:paired`).
+ * --only parts --paired parts: the 1,000-API row taken apart, each per-API feature alone (rows
+ * part-*, run only when asked for).
  * The smoke run pairs fl-metrics with fl-log.
  *
  * The machine is shared and noisy, so the harness reports ratios measured in the same run: every
@@ -212,6 +214,11 @@ const fullChain = (target, extra = {}) => ({
   breaker: { errorThresholdPercentage: 50, volumeThreshold: 10, resetTimeout: 30_000 },
   ...extra
 })
+/** The full chain's per-API features one at a time (on top of proxy + access log), for the part-* rows. */
+function featureParts () {
+  const { keys, rateLimit, quota, breaker } = fullChain('')
+  return { proxy: {}, auth: { keys }, breaker: { breaker }, limits: { keys, rateLimit, quota } }
+}
 const accessLogFile = (name) => path.join(workDir, `${name}.access.log`)
 
 /**
@@ -245,6 +252,14 @@ const systems = {
       apis: Array.from({ length: 1000 }, (_, i) => fullChain(c.upstream, { name: `api-${i}`, prefix: `/api-${i}` }))
     })
   },
+  // The 1,000-API row taken apart (rows part-*): each per-API feature of the full chain alone.
+  ...Object.fromEntries(Object.entries(featureParts()).flatMap(([part, extra]) => {
+    const api = (c, name, prefix) => ({ name, prefix, target: c.upstream, ...extra })
+    return [
+      [`fl-part-${part}-1`, { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile(`fl-part-${part}-1`), apis: [api(c, 'bench', '/api')] }) }],
+      [`fl-part-${part}-1000`, { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile(`fl-part-${part}-1000`), apis: Array.from({ length: 1000 }, (_, i) => api(c, `api-${i}`, `/api-${i}`)) }) }]
+    ]
+  })),
   'fl-1m-keys': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-1m-keys'), apis: [fullChain(c.upstream, { keys: 1_000_000 })] }) }
 }
 
@@ -272,18 +287,26 @@ const allRows = [
   { id: 'scale-apis-one', group: 'faultline', label: 'scale: 1,000 APIs, traffic to one', system: 'fl-1000-apis', expect: 200, pick: 'random', requests: [{ path: '/api-500/items/42', headers: KEY }] },
   // Every API has its own upstream pool: the warm-up is longer so that each has its connections.
   { id: 'scale-apis', group: 'faultline', label: 'scale: 1,000 APIs, traffic spread', system: 'fl-1000-apis', expect: 200, pick: 'random', warmupFactor: 4, requests: spread(1000, 1000).map((i) => ({ path: `/api-${i}/items/42`, headers: KEY })) },
+  // On demand (`--only parts --paired parts`): for each feature, 1,000 APIs with traffic spread
+  // over them against 1 API, both with that feature alone. Not part of a full run.
+  ...Object.keys(featureParts()).flatMap((part) => [
+    { id: `part-${part}-one`, onDemand: true, group: 'faultline', label: `parts: ${part}, 1 API`, system: `fl-part-${part}-1`, expect: 200, pick: 'random', requests: [{ path: PATH, headers: KEY }] },
+    { id: `part-${part}-spread`, onDemand: true, group: 'faultline', label: `parts: ${part}, 1,000 APIs, traffic spread`, system: `fl-part-${part}-1000`, expect: 200, pick: 'random', warmupFactor: 4, requests: spread(1000, 1000).map((i) => ({ path: `/api-${i}/items/42`, headers: KEY })) }
+  ]),
   { id: 'scale-keys', group: 'faultline', label: 'scale: 1,000,000 keys (1,000 used)', system: 'fl-1m-keys', expect: 200, pick: 'random', requests: spread(1000, 1_000_000).map((i) => ({ path: PATH, headers: { 'x-api-key': apiKey(i) } })) }
 ]
 
 const smokeRows = ['direct', 'reply-from', 'fl-log', 'fl-metrics']
 const onlyList = args.only?.split(',')
 const runMemory = onlyList === undefined || onlyList.includes('memory')
-let wanted = smoke ? smokeRows : (onlyList?.filter((id) => id !== 'memory') ?? allRows.map((r) => r.id))
+const partRows = allRows.filter((r) => r.id.startsWith('part-')).map((r) => r.id)
+let wanted = smoke ? smokeRows : (onlyList?.filter((id) => id !== 'memory').flatMap((id) => id === 'parts' ? partRows : [id]) ?? allRows.filter((r) => r.onDemand !== true).map((r) => r.id))
 wanted = [...new Set(['reply-from', ...wanted, ...(wanted.some((id) => id.startsWith('fl-ucf')) || wanted.includes('fl-metrics') ? ['fl-log'] : []), ...(wanted.some((id) => id.startsWith('scale-')) ? ['scale-base'] : [])])]
 /** The targets' pairs for --paired targets: those within the interleaved rounds' noise of their goal. */
 const targetPairs = ['fl-log:reply-from', 'fl-metrics:fl-log', 'fl-full:reply-from', 'fl-redis:reply-from', 'scale-apis:scale-base', 'scale-apis-one:scale-base', 'scale-keys:scale-base']
 /** --paired: [a, b] row ids, each pair measured at the same time (see pairedRounds). */
-const pairedArg = args.paired === 'targets' ? targetPairs.join(',') : (args.paired ?? (smoke ? 'fl-metrics:fl-log' : ''))
+const partPairs = Object.keys(featureParts()).map((part) => `part-${part}-spread:part-${part}-one`)
+const pairedArg = args.paired === 'targets' ? targetPairs.join(',') : args.paired === 'parts' ? partPairs.join(',') : (args.paired ?? (smoke ? 'fl-metrics:fl-log' : ''))
 const pairs = pairedArg.split(',').filter(Boolean).map((pair) => {
   const ids = pair.split(':')
   if (ids.length !== 2 || ids[0] === ids[1]) throw new TypeError(`bench: --paired takes pairs of two different rows as a:b, got "${pair}"`)

@@ -12,7 +12,7 @@
 import CircuitBreaker from 'opossum'
 import type { FastifyBaseLogger } from 'fastify'
 import type { FaultlineRecord } from '@faultline/core'
-import { FAILURE, INCONCLUSIVE, judgeOutcome, type Outcome } from './judge-outcome.js'
+import { FAILURE, INCONCLUSIVE, SUCCESS, judgeOutcome, type Outcome } from './judge-outcome.js'
 import type { BreakerSettings } from './options.js'
 import { acquireRotation, releaseRotation } from './shared-rotation.js'
 
@@ -180,8 +180,19 @@ export class ApiBreaker {
       this.recent[this.recentNext] = record.response_flag as string
       this.recentNext = (this.recentNext + 1) % RECENT
     }
-    // A failure is judged synchronously (and may open the breaker now); a success on the next
-    // microtask (opossum resolves through a promise; a trial's success closes it then).
+    if (outcome === SUCCESS && this.state === 'closed' && this.breaker.closed) {
+      // All a success changes in a closed breaker is two counters of its current bucket: they are
+      // counted here, as opossum's own 'fire' and 'success' listeners count them, without its
+      // promise, semaphore and events for each request (about 2 µs of a loaded gateway's CPU, and
+      // more with 1,000 APIs, each breaker's state cold by the time its API's next request comes).
+      const status = this.breaker.status
+      status.increment('fires')
+      // Latency 0: what opossum measures for an action whose outcome is already known.
+      status.increment('successes', 0)
+      return
+    }
+    // A failure is judged synchronously (and may open the breaker now); a trial's success closes
+    // it on the next microtask (opossum resolves through a promise).
     this.breaker.fire(outcome).catch(noop)
   }
 

@@ -1,3 +1,4 @@
+/// <reference path="../src/types/opossum.d.ts" />
 /**
  * The breaker in a real gateway (core + access log + a scope `{ breaker, proxy }`), against
  * loopback upstreams that count their hits: what opens it, what it answers, what never counts.
@@ -333,4 +334,28 @@ t.test('the name option names the breaker in its log lines; api_name stays the A
   await send(gw)
   t.equal(gw.breaker.name, 'payments-upstream')
   t.match(logged(gw, OPENED)[0], { api_name: 'Payments', circuit_breaker: 'payments-upstream' })
+})
+
+t.test('successes in a closed breaker are counted without a call through opossum; failures still weigh them', async (t) => {
+  const { default: CircuitBreaker } = await import('opossum')
+  const fire = CircuitBreaker.prototype.fire
+  let fired = 0
+  CircuitBreaker.prototype.fire = function (this: InstanceType<typeof CircuitBreaker>, ...args: unknown[]) {
+    fired++
+    return fire.apply(this, args)
+  }
+  t.teardown(() => { CircuitBreaker.prototype.fire = fire })
+  const up = await upstream(t, 200)
+  const gw = await startBreakerGateway(t, { targets: [up.url], breaker: { volumeThreshold: 4, errorThresholdPercentage: 50, resetTimeout: 60000 } })
+  for (let i = 0; i < 6; i++) t.equal((await send(gw)).status, 200)
+  t.same(gw.breaker.stats(), { requests: 6, failures: 0, successes: 6 }, 'six successes in the window')
+  t.equal(fired, 0, 'none went through opossum\'s fire')
+
+  up.status = 500
+  for (let i = 0; i < 6; i++) t.match((await send(gw)).line, { response_flag: 'URS' })
+  t.equal(fired, 6, 'each failure does (it may open the breaker)')
+  t.equal(gw.breaker.state, 'closed', '6 failures of 12 requests: 50%, not over it')
+  t.match((await send(gw)).line, { response_flag: 'URS' })
+  t.equal(gw.breaker.state, 'open', 'the seventh failure takes it over 50% (7 of 13)')
+  t.match((await send(gw)).line, { response_flag: 'CBO' })
 })

@@ -41,6 +41,8 @@ declare module 'opossum' {
       readonly stats: Stats
       /** Pushes a fresh bucket and drops the oldest (an own property, bound to the window). */
       rotateBucket: () => void
+      /** Adds one to a counter of the current bucket (what the breaker's own event listeners call). */
+      increment: (property: 'fires' | 'successes' | 'failures', latencyRunTime?: number) => void
     }
   }
 
