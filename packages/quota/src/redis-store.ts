@@ -110,7 +110,9 @@ const gathering = new WeakSet<Redis>()
 
 function gatherWrites (client: Redis): void {
   if (gathering.has(client) || client.status !== 'ready') return
-  const stream = client.stream
+  // A client without a socket of its own (a Cluster spreads commands over several) writes as it goes.
+  const stream = (client as Partial<Redis>).stream
+  if (typeof stream?.cork !== 'function') return
   stream.cork()
   gathering.add(client)
   setImmediate(() => {

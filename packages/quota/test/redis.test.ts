@@ -298,6 +298,22 @@ t.test('counts made in one turn of the event loop go to Redis in one write, each
   t.equal(client.stream.writableCorked, 0, 'nothing is left corked')
 })
 
+t.test('a client without a socket of its own (as a Cluster) still counts: nothing is corked', async (t) => {
+  const calls: unknown[][] = []
+  const client = {
+    status: 'ready',
+    defineCommand () {},
+    on () {},
+    async faultlineIncr (...args: unknown[]) {
+      calls.push(args)
+      return [3, 1000]
+    }
+  }
+  const store = new RedisCounterStore({ client: client as never, owned: false, target: 'cluster:6379' })
+  t.same(await store.incr('k', 60_000), { current: 3, ttl: 1000 })
+  t.same(calls, [['k', 60_000]])
+})
+
 t.test('a passed-in client that could make requests wait is refused at registration', async (t) => {
   const queued = new Redis({ lazyConnect: true, commandTimeout: 300 })
   const untimed = new Redis({ lazyConnect: true, enableOfflineQueue: false })
