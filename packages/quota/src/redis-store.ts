@@ -85,9 +85,9 @@ export function createRedisClient (options: RedisClientOptions): Redis {
     commandTimeout: options.commandTimeout,
     connectTimeout: options.connectTimeout,
     maxRetriesPerRequest: 1,
-    // Each count goes out when it is made. Auto-pipelining (the counts of one tick in one write) cost
-    // the gateway more than the writes it saved: a Pipeline per batch, its queues and promises (paired,
-    // 9 rounds: 1.06x the throughput without it, CPU per request 217 against 240 µs; BENCHMARKS.md).
+    // No auto-pipelining: a Pipeline per batch, its queues and promises, cost the gateway more than
+    // the writes it saved (paired, 9 rounds: 1.06x the throughput without it, CPU per request 217
+    // against 240 µs; BENCHMARKS.md). The counts of one turn share a write anyway (gatherWrites).
     enableAutoPipelining: false,
     autoResubscribe: false,
     // Reconnect forever, backing off to one attempt a second: Redis coming back resumes enforcement.
