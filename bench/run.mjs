@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util'
 import { apiKey } from './lib/keys.mjs'
 import { seededRandom } from './lib/random.mjs'
 import { chartSvg, markdown } from './lib/report.mjs'
+import { median, medianInterval, verdict } from './lib/stats.mjs'
 import { cpuMs, freePort, probe, rssBytes, startNginx, startRedis } from './lib/system-procs.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -404,13 +405,6 @@ function roundOrder (rows, seed) {
   return shuffled(units, seed).flatMap((unit, i) => unit.length > 1 ? shuffled(unit, seed * 31 + i) : unit)
 }
 
-const median = (values) => {
-  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
-  if (v.length === 0) return undefined
-  const mid = Math.floor(v.length / 2)
-  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
-}
-
 async function main () {
   const skipped = []
   const running = new Map()
@@ -642,22 +636,30 @@ function summarise ({ rows, skipped, memory, paired }) {
   }
   for (const pair of paired ?? []) {
     const rs = pair.rounds
-    const spread = (values) => ({ median: median(values), min: Math.min(...values), max: Math.max(...values) })
+    // The median with the lowest and highest round, and the interval that holds the median with 95%
+    // confidence (lib/stats.mjs): what the targets' verdicts are taken from.
+    const spread = (values) => {
+      const interval = medianInterval(values)
+      return { median: median(values), min: Math.min(...values), max: Math.max(...values), low: interval?.low, high: interval?.high, confidence: interval?.confidence }
+    }
     pair.label = { a: byId.get(pair.a).label, b: byId.get(pair.b).label }
     // Throughput of a over b, and b's CPU per request over a's: both above 1 when a is the cheaper.
     pair.rpsRatio = spread(rs.map((r) => r.a.rps / r.b.rps))
     pair.cpuRatio = spread(rs.map((r) => r.b.cpuUsPerRequest / r.a.cpuUsPerRequest))
     pair.valid = rs.every((r) => r.a.expectedShare >= 0.99 && r.b.expectedShare >= 0.99)
   }
-  const pairedRatio = (a, b) => paired?.find((p) => p.a === a && p.b === b && p.valid)?.rpsRatio.median
+  const pairedRatio = (a, b) => paired?.find((p) => p.a === a && p.b === b && p.valid)?.rpsRatio
   const targets = []
   const target = (text, value, op, goal, pair) => {
     if (value === undefined) return
     const entry = { text, value, op, goal, met: op === '>=' ? value >= goal : value <= goal }
     const concurrent = pair === undefined ? undefined : pairedRatio(...pair)
     if (concurrent !== undefined) {
-      entry.paired = concurrent
-      entry.pairedMet = op === '>=' ? concurrent >= goal : concurrent <= goal
+      entry.paired = concurrent.median
+      entry.pairedMet = op === '>=' ? concurrent.median >= goal : concurrent.median <= goal
+      // Met or missed only when the whole 95% interval of the paired median is on one side of the goal.
+      entry.pairedInterval = { low: concurrent.low, high: concurrent.high, confidence: concurrent.confidence }
+      entry.pairedVerdict = verdict(entry.pairedInterval, op, goal)
     }
     targets.push(entry)
   }

@@ -30,7 +30,15 @@ interface Results {
   versions: Record<string, string>
   settings: { rounds: number, connections: number }
   rows: Row[]
-  targets: Array<{ text: string, value: number, goal: number, met: boolean, paired?: number }>
+  targets: Array<{
+    text: string
+    value: number
+    goal: number
+    met: boolean
+    paired?: number
+    pairedInterval?: { low: number, high: number, confidence: number }
+    pairedVerdict?: string
+  }>
   paired: Array<{
     a: string
     b: string
@@ -100,6 +108,9 @@ t.test('bench/run.mjs --smoke measures four configurations and writes JSON, mark
   t.equal(pair.rpsRatio.median, both.a.rps / both.b.rps)
   t.equal(pair.cpuRatio.median, both.b.cpuUsPerRequest / both.a.cpuUsPerRequest)
   t.equal(metricsTarget?.paired, pair.rpsRatio.median, 'the metrics target shows the paired ratio too')
+  // One paired round: its interval is that round alone, with no confidence to speak of.
+  t.same(metricsTarget?.pairedInterval, { low: pair.rpsRatio.median, high: pair.rpsRatio.median, confidence: 0 })
+  t.equal(metricsTarget?.pairedVerdict, pair.rpsRatio.median >= 0.97 ? 'met' : 'missed')
 
   t.equal(results.memory.samples.length, 2, 'after the warm-up and after the mixed requests')
   for (const s of results.memory.samples) t.ok(s.rss > 0 && s.heapUsed > 0 && s.heapUsed < s.rss)
@@ -111,6 +122,7 @@ t.test('bench/run.mjs --smoke measures four configurations and writes JSON, mark
   t.match(markdown, /\| bare @fastify\/reply-from \| [\d,]+ \| 1\.00 \|/)
   t.match(markdown, /\| Faultline: proxy \+ access log \| [\d,]+ \| \d+\.\d\d \|/)
   t.match(markdown, /\| Faultline: proxy \+ access log \+ metrics \| Faultline: proxy \+ access log \| \d+\.\d\d \(\d+\.\d\d to \d+\.\d\d\) \|/)
+  t.match(markdown, /\| metrics on \/ off \(proxy \+ access log, throughput\) \| \d+\.\d\d \| \d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\] \| >= 0\.97 \| (yes|\*\*no\*\*); paired: (met|\*\*missed\*\*) \|/)
   const svg = readFileSync(summary.svg, 'utf8')
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
   t.equal((svg.match(/<rect x=/g) ?? []).length, 4, 'one bar per row')

@@ -1,15 +1,10 @@
 /** Turns a results object into the markdown tables and the SVG chart of throughput ratios. */
+import { median } from './stats.mjs'
 
 const fmtInt = (n) => Math.round(n).toLocaleString('en-US')
 const fmtRatio = (n) => (n === undefined || n === null || Number.isNaN(n) ? 'n/a' : n.toFixed(2))
 const fmtMs = (n) => (n === undefined ? 'n/a' : n.toFixed(n < 10 ? 2 : 1))
 const fmtMiB = (bytes) => (bytes / 1048576).toFixed(1)
-const median = (values) => {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  if (v.length === 0) return NaN
-  const mid = Math.floor(v.length / 2)
-  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
-}
 
 export function markdown (results) {
   const { machine, versions, settings } = results
@@ -82,10 +77,16 @@ export function markdown (results) {
         lines.push(`| ${t.text} | ${fmtRatio(t.value)} | ${t.op} ${t.goal} | ${met} |`)
         continue
       }
-      const pairedMet = t.paired === undefined ? '' : `; paired: ${t.pairedMet ? 'yes' : '**no**'}`
-      lines.push(`| ${t.text} | ${fmtRatio(t.value)} | ${t.paired === undefined ? '' : fmtRatio(t.paired)} | ${t.op} ${t.goal} | ${met}${pairedMet} |`)
+      const verdict = t.pairedVerdict === undefined ? '' : `; paired: ${t.pairedVerdict === 'missed' ? '**missed**' : t.pairedVerdict}`
+      const interval = t.pairedInterval?.low === undefined ? '' : ` [${fmtRatio(t.pairedInterval.low)}, ${fmtRatio(t.pairedInterval.high)}]`
+      lines.push(`| ${t.text} | ${fmtRatio(t.value)} | ${t.paired === undefined ? '' : fmtRatio(t.paired) + interval} | ${t.op} ${t.goal} | ${met}${verdict} |`)
     }
     lines.push('')
+    const confidence = results.targets.find((t) => t.pairedInterval?.confidence !== undefined)?.pairedInterval.confidence
+    if (confidence !== undefined) {
+      lines.push(`Paired: the median of the paired rounds and, in brackets, the interval that holds the median with ${(confidence * 100).toFixed(1)}% confidence whatever the rounds' distribution (bench/lib/stats.mjs). A paired target is met when all of that interval meets the goal, missed when none of it does, and unsettled when the goal lies inside it.`)
+      lines.push('')
+    }
   }
   return lines.join('\n')
 }
