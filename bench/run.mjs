@@ -30,7 +30,7 @@ import { parseArgs } from 'node:util'
 import { apiKey } from './lib/keys.mjs'
 import { seededRandom } from './lib/random.mjs'
 import { chartSvg, markdown } from './lib/report.mjs'
-import { median, medianInterval, verdict } from './lib/stats.mjs'
+import { median, summariseRatios, verdict } from './lib/stats.mjs'
 import { cpuMs, freePort, probe, rssBytes, startNginx, startRedis } from './lib/system-procs.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -636,16 +636,11 @@ function summarise ({ rows, skipped, memory, paired }) {
   }
   for (const pair of paired ?? []) {
     const rs = pair.rounds
-    // The median with the lowest and highest round, and the interval that holds the median with 95%
-    // confidence (lib/stats.mjs): what the targets' verdicts are taken from.
-    const spread = (values) => {
-      const interval = medianInterval(values)
-      return { median: median(values), min: Math.min(...values), max: Math.max(...values), low: interval?.low, high: interval?.high, confidence: interval?.confidence }
-    }
     pair.label = { a: byId.get(pair.a).label, b: byId.get(pair.b).label }
     // Throughput of a over b, and b's CPU per request over a's: both above 1 when a is the cheaper.
-    pair.rpsRatio = spread(rs.map((r) => r.a.rps / r.b.rps))
-    pair.cpuRatio = spread(rs.map((r) => r.b.cpuUsPerRequest / r.a.cpuUsPerRequest))
+    // Each with its median's 95% interval (lib/stats.mjs), which the targets' verdicts come from.
+    pair.rpsRatio = summariseRatios(rs.map((r) => r.a.rps / r.b.rps))
+    pair.cpuRatio = summariseRatios(rs.map((r) => r.b.cpuUsPerRequest / r.a.cpuUsPerRequest))
     pair.valid = rs.every((r) => r.a.expectedShare >= 0.99 && r.b.expectedShare >= 0.99)
   }
   const pairedRatio = (a, b) => paired?.find((p) => p.a === a && p.b === b && p.valid)?.rpsRatio
@@ -653,6 +648,8 @@ function summarise ({ rows, skipped, memory, paired }) {
   const target = (text, value, op, goal, pair) => {
     if (value === undefined) return
     const entry = { text, value, op, goal, met: op === '>=' ? value >= goal : value <= goal }
+    // The rows whose paired rounds settle it (bench/pool.mjs pools them over several runs).
+    if (pair !== undefined) entry.pair = pair
     const concurrent = pair === undefined ? undefined : pairedRatio(...pair)
     if (concurrent !== undefined) {
       entry.paired = concurrent.median

@@ -56,3 +56,19 @@ export function verdict (interval, op, goal) {
   if (op === '>=') return low >= goal ? 'met' : high < goal ? 'missed' : 'unsettled'
   return high <= goal ? 'met' : low > goal ? 'missed' : 'unsettled'
 }
+
+/**
+ * Per-round ratios summed up: the median, the lowest and highest round, and the median's interval
+ * (`low`, `high`, `confidence`, as medianInterval).
+ */
+export function summariseRatios (values) {
+  const interval = medianInterval(values)
+  return {
+    median: median(values),
+    min: Math.min(...values),
+    max: Math.max(...values),
+    low: interval?.low,
+    high: interval?.high,
+    confidence: interval?.confidence
+  }
+}
