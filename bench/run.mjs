@@ -13,7 +13,8 @@
  * with half the connections and a load generator of its own; see pairedRounds), --paired-rounds N
  * (rounds of each pair, default --rounds), or --paired targets (the pairs of the targets a run cannot settle otherwise; `npm run bench:paired`).
  * --only parts --paired parts: the 1,000-API row taken apart, each per-API feature alone (rows
- * part-*, run only when asked for).
+ * part-*, run only when asked for); scale-apis-ten, also on demand: the 1,000 APIs with traffic
+ * over 10 of them.
  * The smoke run pairs fl-metrics with fl-log.
  *
  * The machine is shared and noisy, so the harness reports ratios measured in the same run: every
@@ -288,6 +289,9 @@ const allRows = [
   { id: 'scale-apis-one', group: 'faultline', label: 'scale: 1,000 APIs, traffic to one', system: 'fl-1000-apis', expect: 200, pick: 'random', requests: [{ path: '/api-500/items/42', headers: KEY }] },
   // Every API has its own upstream pool: the warm-up is longer so that each has its connections.
   { id: 'scale-apis', group: 'faultline', label: 'scale: 1,000 APIs, traffic spread', system: 'fl-1000-apis', expect: 200, pick: 'random', warmupFactor: 4, requests: spread(1000, 1000).map((i) => ({ path: `/api-${i}/items/42`, headers: KEY })) },
+  // On demand: the same 1,000 APIs with traffic alternating over 10 of them (api-0, api-100, ...):
+  // what alternating between APIs costs when their data is few enough to stay in the caches.
+  { id: 'scale-apis-ten', onDemand: true, group: 'faultline', label: 'scale: 1,000 APIs, traffic spread over 10', system: 'fl-1000-apis', expect: 200, pick: 'random', requests: spread(10, 10).map((i) => ({ path: `/api-${i * 100}/items/42`, headers: KEY })) },
   // On demand (`--only parts --paired parts`): for each feature, 1,000 APIs with traffic spread
   // over them against 1 API, both with that feature alone. Not part of a full run.
   ...Object.keys(featureParts()).flatMap((part) => [
@@ -388,7 +392,7 @@ function shuffled (items, seed) {
  */
 const adjacentGroups = [
   ['fl-log', 'fl-metrics', 'fl-ucf', 'fl-ucf-dial'],
-  ['scale-base', 'scale-apis-one', 'scale-apis', 'scale-keys']
+  ['scale-base', 'scale-apis-one', 'scale-apis', 'scale-apis-ten', 'scale-keys']
 ]
 
 /** A round's order: the groups above kept together, everything shuffled (seeded per round). */
