@@ -7,9 +7,10 @@
  * Every valid paired round of a target's two rows, from every file, counts as one more round: the
  * rounds of runs made an hour apart are as independent as those of one run. Prints, per target,
  * the rounds pooled, the pooled median with its 95% interval (lib/stats.mjs) and the verdict, as a
- * markdown table. Only results written since targets name their rows (`pair`) can be pooled, and
- * only results of the same code mean anything together: each file's commit is not recorded, so
- * that is for whoever picks the files.
+ * markdown table. The targets are those of the files written since targets name their rows
+ * (`pair`); the rounds of older files count too, once one file names their target. Only results of
+ * the same code mean anything together: a warning names the commits when the files' differ (or
+ * when a file does not say which it measured).
  */
 import { readFileSync } from 'node:fs'
 import { summariseRatios, verdict } from './lib/stats.mjs'
@@ -65,6 +66,10 @@ if (files.length === 0) {
   process.exit(2)
 }
 const results = files.map((file) => JSON.parse(readFileSync(file, 'utf8')))
+const commits = new Set(results.map((r) => r.commit ?? 'unrecorded'))
+if (commits.size > 1 || commits.has('unrecorded')) {
+  process.stderr.write(`bench/pool.mjs: warning: these runs measured ${commits.size > 1 ? 'different' : 'unrecorded'} code (${[...commits].join(', ')}); pool runs of one commit\n`)
+}
 const pooled = poolTargets(results)
 if (pooled.length === 0) {
   process.stderr.write('bench/pool.mjs: no paired rounds of a target in these files (results written before targets named their rows cannot be pooled)\n')

@@ -21,7 +21,7 @@
  * configuration runs once per round, rounds interleave the configurations (in a shuffled order, seeded per round), and
  * each ratio is the median of its per-round ratios against bare @fastify/reply-from.
  */
-import { fork } from 'node:child_process'
+import { execFileSync, fork } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -187,6 +187,19 @@ function machineInfo () {
 const proxyDir = path.dirname(path.dirname(require.resolve('@faultline/proxy')))
 const nginxProbe = probe('nginx', ['-v'], /nginx\/([\d.]+)/)
 const redisProbe = probe('redis-server', ['--version'], /v=([\d.]+)/)
+/** The commit measured (`+dirty` when tracked files had changes), or undefined outside a git checkout. */
+function codeVersion () {
+  const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  try {
+    const commit = git('rev-parse', '--short=12', 'HEAD')
+    return git('status', '--porcelain', '--untracked-files=no') === '' ? commit : `${commit}+dirty`
+  } catch {
+    return undefined
+  }
+}
+// Read before the run: the code the child processes load is the code of this moment.
+const commit = codeVersion()
+
 const versions = {
   fastify: versionOf('fastify'),
   '@fastify/reply-from': versionOf('@fastify/reply-from'),
@@ -689,6 +702,7 @@ const now = new Date()
 const stamp = now.toISOString().slice(0, 16).replace(':', '')
 const results = {
   date: now.toISOString(),
+  commit,
   mode: smoke ? 'smoke' : 'full',
   elapsedSeconds: (performance.now() - started) / 1000,
   machine: machineInfo(),

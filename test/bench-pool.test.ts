@@ -14,6 +14,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 /** A results file as bench/run.mjs writes it, reduced to what pooling reads. */
 function results (pairs: Array<{ pair: string, valid?: boolean, ratios: number[] }>): object {
   return {
+    commit: 'abc123def456',
     targets: [
       { text: 'spread vs one', op: '>=', goal: 0.95, pair: ['scale-apis', 'scale-base'] },
       { text: 'full vs bare', op: '>=', goal: 0.85, pair: ['fl-full', 'reply-from'] },
@@ -57,11 +58,25 @@ t.test('pooling two runs settles what each left unsettled', async (t) => {
 
   const both = await pool([first, second])
   t.equal(both.code, 0, both.stderr)
+  t.equal(both.stderr, '', 'runs of one commit: no warning')
   // 9 rounds: the 2nd to the 8th lowest.
   t.match(both.stdout, '| spread vs one | 9 | 0.99 [0.96, 1.02] (96.1%) | >= 0.95 | met |')
   t.match(both.stdout, '| full vs bare | 9 | 0.81 [0.79, 0.84] (96.1%) | >= 0.85 | **missed** |')
   t.notMatch(both.stdout, 'p99', 'a target without paired rows is not pooled')
   t.match(both.stdout, `pooled from 2 runs: ${first}, ${second}`)
+})
+
+t.test('runs of different commits are pooled with a warning that names them', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'faultline-pool-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const a = path.join(dir, 'a.json')
+  const b = path.join(dir, 'b.json')
+  writeFileSync(a, JSON.stringify(results([{ pair: 'scale-apis:scale-base', ratios: [0.9, 0.95, 1] }])))
+  writeFileSync(b, JSON.stringify({ ...results([{ pair: 'scale-apis:scale-base', ratios: [0.9, 0.95, 1] }]), commit: '0123456789ab+dirty' }))
+  const r = await pool([a, b])
+  t.equal(r.code, 0)
+  t.match(r.stderr, 'warning: these runs measured different code (abc123def456, 0123456789ab+dirty)')
+  t.match(r.stdout, '| spread vs one | 6 |')
 })
 
 t.test('files without targets that name their rows: a clear error, exit code 1', async (t) => {

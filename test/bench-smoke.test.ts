@@ -25,6 +25,7 @@ interface Row {
   scrapes?: { sent: number, failed: number, counted: number, answered: number }
 }
 interface Results {
+  commit?: string
   mode: string
   machine: { cores: number, node: string }
   versions: Record<string, string>
@@ -65,6 +66,8 @@ t.test('bench/run.mjs --smoke measures four configurations and writes JSON, mark
 
   const results = JSON.parse(readFileSync(summary.json, 'utf8')) as Results
   t.equal(results.mode, 'smoke')
+  // The commit measured (this checkout's), so that runs of the same code can be pooled.
+  t.match(results.commit, /^[0-9a-f]{12}(\+dirty)?$/)
   t.equal(results.machine.node, process.version)
   t.ok(results.machine.cores >= 1)
   t.match(results.versions.autocannon, /^\d+\.\d+\.\d+$/)

@@ -9,7 +9,7 @@ const fmtMiB = (bytes) => (bytes / 1048576).toFixed(1)
 export function markdown (results) {
   const { machine, versions, settings } = results
   const lines = []
-  lines.push(`Run ${results.date} (${results.mode}), ${Math.round(results.elapsedSeconds)} s in all.`)
+  lines.push(`Run ${results.date} (${results.mode}), ${Math.round(results.elapsedSeconds)} s in all${results.commit === undefined ? '' : `, commit ${results.commit}`}.`)
   lines.push('')
   lines.push(`- Machine: ${machine.cores} cores (\`nproc\`), ${machine.cpuModel}, ${fmtMiB(machine.memoryBytes)} MiB RAM, ${machine.os}, kernel ${machine.kernel}, Node ${machine.node}.`)
   lines.push('- Everything shares those cores: the upstream, the system under test and the load generator each run in their own process.')
