@@ -21,13 +21,15 @@
  * configuration runs once per round, rounds interleave the configurations (in a shuffled order, seeded per round), and
  * each ratio is the median of its per-round ratios against bare @fastify/reply-from.
  */
-import { execFileSync, fork } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { KEY, PATH, fullChain, spread } from './lib/chains.mjs'
+import { startChildProcess } from './lib/children.mjs'
+import { codeVersion } from './lib/commit.mjs'
 import { apiKey } from './lib/keys.mjs'
 import { seededRandom } from './lib/random.mjs'
 import { chartSvg, markdown } from './lib/report.mjs'
@@ -92,55 +94,11 @@ function log (line) {
 // ---------------------------------------------------------------------------------------------
 // Child processes (upstream, systems under test, load generator), driven over IPC (lib/child.mjs)
 
-const children = new Set()
-
-async function startChild (script, config, { name, timeout = 120_000 } = {}) {
+/** A child process of lib/ (upstream, system under test, load generator), with the run's V8 flags. */
+async function startChild (script, config, { name, timeout } = {}) {
   const execArgv = ['--expose-gc']
   if (profiled.has(name)) execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(outDir, 'profiles')}`, `--cpu-prof-name=${name}.cpuprofile`)
-  const child = fork(path.join(here, 'lib', script), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  children.add(child)
-  const pending = new Map()
-  let nextId = 0
-  let onReady
-  const ready = new Promise((resolve, reject) => { onReady = { resolve, reject } })
-  child.on('message', (msg) => {
-    if (msg.type === 'ready') onReady.resolve(msg.url)
-    else if (msg.type === 'reply') { pending.get(msg.id)?.resolve(msg.value); pending.delete(msg.id) } else if (msg.type === 'error') {
-      const err = new Error(`${name}: ${msg.message}`)
-      if (msg.id === undefined) onReady.reject(err)
-      else { pending.get(msg.id)?.reject(err); pending.delete(msg.id) }
-    }
-  })
-  child.once('exit', (code, signal) => {
-    children.delete(child)
-    const err = new Error(`${name} exited (code ${code}, signal ${signal})`)
-    onReady.reject(err)
-    for (const p of pending.values()) p.reject(err)
-  })
-  child.send({ type: 'start', config })
-  const timer = setTimeout(() => onReady.reject(new Error(`${name} did not start within ${timeout} ms`)), timeout)
-  const url = await ready.finally(() => clearTimeout(timer))
-  return {
-    name,
-    url,
-    pid: child.pid,
-    pids: () => [child.pid],
-    call (msg) {
-      const id = nextId++
-      return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject })
-        child.send({ ...msg, id })
-      })
-    },
-    async stop () {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.send({ type: 'stop' })
-      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000)
-      await exited
-      clearTimeout(kill)
-    }
-  }
+  return await startChildProcess(path.join(here, 'lib', script), config, { name, timeout, execArgv })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -187,18 +145,8 @@ function machineInfo () {
 const proxyDir = path.dirname(path.dirname(require.resolve('@faultline/proxy')))
 const nginxProbe = probe('nginx', ['-v'], /nginx\/([\d.]+)/)
 const redisProbe = probe('redis-server', ['--version'], /v=([\d.]+)/)
-/** The commit measured (`+dirty` when tracked files had changes), or undefined outside a git checkout. */
-function codeVersion () {
-  const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-  try {
-    const commit = git('rev-parse', '--short=12', 'HEAD')
-    return git('status', '--porcelain', '--untracked-files=no') === '' ? commit : `${commit}+dirty`
-  } catch {
-    return undefined
-  }
-}
 // Read before the run: the code the child processes load is the code of this moment.
-const commit = codeVersion()
+const commit = codeVersion(root)
 
 const versions = {
   fastify: versionOf('fastify'),
@@ -216,19 +164,6 @@ const versions = {
 // ---------------------------------------------------------------------------------------------
 // What is measured
 
-const PATH = '/api/items/42'
-const KEY = { 'x-api-key': apiKey(0) }
-// The full chain's limits are far above what a run sends: the row measures the cost of counting.
-const fullChain = (target, extra = {}) => ({
-  name: 'bench',
-  prefix: '/api',
-  target,
-  keys: 1,
-  rateLimit: { max: 1_000_000_000, timeWindow: '1 minute' },
-  quota: { max: 1_000_000_000_000, period: 'month' },
-  breaker: { errorThresholdPercentage: 50, volumeThreshold: 10, resetTimeout: 30_000 },
-  ...extra
-})
 /** The full chain's per-API features one at a time (on top of proxy + access log), for the part-* rows. */
 function featureParts () {
   const { keys, rateLimit, quota, breaker } = fullChain('')
@@ -277,9 +212,6 @@ const systems = {
   })),
   'fl-1m-keys': { script: 'sut.mjs', config: (c) => ({ kind: 'faultline', accessLog: accessLogFile('fl-1m-keys'), apis: [fullChain(c.upstream, { keys: 1_000_000 })] }) }
 }
-
-// Deterministic spreads for the scale rows (no Math.random: the same keys and APIs every run).
-const spread = (count, of) => Array.from({ length: count }, (_, i) => Math.floor((i * 2654435761) % of))
 
 /** Rows of the table. `base` is the row a ratio is taken against (default: bare reply-from). */
 const allRows = [

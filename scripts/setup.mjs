@@ -1,7 +1,7 @@
 // Installs the workspace (pnpm through npx, no global install) and builds every package.
 // Idempotent and quick when nothing changed: the README's demo and test commands call it first.
 // With --test it also makes sure the system tools the test suite uses are there (redis-server,
-// prometheus and promtool, chromium, iproute2, unshare), installing them with apt-get when it can (root on
+// prometheus and promtool, chromium, iproute2, unshare, valgrind), installing them with apt-get when it can (root on
 // Debian); the tests that need them fail with a clear message otherwise.
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -28,6 +28,7 @@ if (process.argv.includes('--test')) {
   if (!has('prometheus') || !has('promtool')) packages.add('prometheus')
   if (!has('ip') || !has('ss')) packages.add('iproute2')
   if (!has('unshare')) packages.add('util-linux')
+  if (!has('valgrind')) packages.add('valgrind')
   if (packages.size > 0) {
     const list = [...packages].join(' ')
     if (has('apt-get') && process.getuid?.() === 0) {

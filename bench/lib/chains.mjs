@@ -1,0 +1,28 @@
+/**
+ * What the Faultline rows send and configure, shared by the harness (run.mjs) and the instruction
+ * counts (callgrind.mjs), so that both measure the same gateway.
+ */
+import { apiKey } from './keys.mjs'
+
+/** The path every single-API row requests (the upstream answers the same body for any path). */
+export const PATH = '/api/items/42'
+/** The one consumer's key of the full chain. */
+export const KEY = { 'x-api-key': apiKey(0) }
+
+/**
+ * The full chain of one API (API-key auth, rate limit, quota, breaker), as sut.mjs takes it. Its
+ * limits are far above what a run sends: the rows measure the cost of counting.
+ */
+export const fullChain = (target, extra = {}) => ({
+  name: 'bench',
+  prefix: '/api',
+  target,
+  keys: 1,
+  rateLimit: { max: 1_000_000_000, timeWindow: '1 minute' },
+  quota: { max: 1_000_000_000_000, period: 'month' },
+  breaker: { errorThresholdPercentage: 50, volumeThreshold: 10, resetTimeout: 30_000 },
+  ...extra
+})
+
+/** `count` indexes below `of`, spread deterministically (the same keys and APIs every run). */
+export const spread = (count, of) => Array.from({ length: count }, (_, i) => Math.floor((i * 2654435761) % of))
