@@ -144,11 +144,12 @@ async function measure (name, upstream) {
     ...(withCache ? ['--cache-sim=yes', `--D1=${args.d1}`, `--LL=${args.ll}`] : [])
   ]
   const t0 = performance.now()
+  // In workDir: --perf-basic-prof also has V8 write a log of its own into the working directory.
   const system = await startChildProcess(path.join(here, 'lib', 'sut.mjs'), {
     kind: 'faultline',
     accessLog: path.join(workDir, `${name}.access.log`),
     apis: def.apis(upstream)
-  }, { name, timeout: 30 * 60_000, execPath: 'valgrind', execArgv: [...valgrindArgs, process.execPath, '--perf-basic-prof', '--expose-gc'] })
+  }, { name, timeout: 30 * 60_000, execPath: 'valgrind', execArgv: [...valgrindArgs, process.execPath, '--perf-basic-prof', '--expose-gc'], cwd: workDir })
   log(`${name}: ready in ${((performance.now() - t0) / 1000).toFixed(0)} s (pid ${system.pid})`)
   const agent = new http.Agent({ keepAlive: true, maxSockets: numbers.connections })
   const requests = def.requests()

@@ -7,11 +7,12 @@ import { fork } from 'node:child_process'
 /**
  * @param {string} script absolute path of the child's module
  * @param {unknown} config sent with `start`
- * @param {{ name: string, timeout?: number, execArgv?: string[], execPath?: string }} options
- *   execPath: a program that runs Node itself (valgrind), with its own arguments and Node's in execArgv.
+ * @param {{ name: string, timeout?: number, execArgv?: string[], execPath?: string, cwd?: string }} options
+ *   execPath: a program that runs Node itself (valgrind), with its own arguments and Node's in execArgv;
+ *   cwd: where files the child writes by name land (V8's logs).
  */
-export async function startChildProcess (script, config, { name, timeout = 120_000, execArgv = ['--expose-gc'], execPath } = {}) {
-  const child = fork(script, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...(execPath !== undefined ? { execPath } : {}) })
+export async function startChildProcess (script, config, { name, timeout = 120_000, execArgv = ['--expose-gc'], execPath, cwd } = {}) {
+  const child = fork(script, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...(execPath !== undefined ? { execPath } : {}), ...(cwd !== undefined ? { cwd } : {}) })
   const pending = new Map()
   let nextId = 0
   let onReady
