@@ -87,7 +87,7 @@ export function functionName (raw, entries, root) {
  * The runtime's own work: V8's garbage collector and compilers. How much of it falls in a window
  * of a few thousand requests depends on when a full collection starts, so it is reported apart.
  */
-const RUNTIME_WORK = /Scaveng|Marking|Marker|Sweep|Evacuat|Compact|Heap::|MemoryAllocator|RememberedSet|SlotSet|GCTracer|Mark[A-Z]|Page::|PageMetadata|Worklist|heap::base|BodyDescriptor|Pretenuring|MemoryChunk|SemiSpace|FreeList|LiveObject|RecordMigrated|compiler::|Compiler|Maglev|interpreter::|Parser|Scanner|Deoptimizer|RelocIterator|IterateObjectCache|RootScavenge|OptimizedCompilationJob|Serializer|__popcount/
+const RUNTIME_WORK = /StringTableCleaner|PointersUpdating|SizeFromMap|Scaveng|Marking|Marker|Sweep|Evacuat|Compact|Heap::|MemoryAllocator|RememberedSet|SlotSet|GCTracer|Mark[A-Z]|Page::|PageMetadata|Worklist|heap::base|BodyDescriptor|Pretenuring|MemoryChunk|SemiSpace|FreeList|LiveObject|RecordMigrated|compiler::|Compiler|Maglev|interpreter::|Parser|Scanner|Deoptimizer|RelocIterator|IterateObjectCache|RootScavenge|OptimizedCompilationJob|Serializer|__popcount/
 
 export function isRuntimeWork (name) {
   return RUNTIME_WORK.test(name)
@@ -114,13 +114,13 @@ function sum (a, b) {
 }
 
 /**
- * Per-request figures of one window: every event, split into the code serving requests (JS and
- * native) and the runtime's own work.
+ * Per-request figures of one window: every event, split into the runtime's own work (collector,
+ * compilers) and the rest, the request path; `js` is the request path's JIT code.
  * @param {{ events: string[], functions: Array<{ name: string, counts: number[] }> }} parsed functions already named
  * @param {number} requests requests answered in the window
  */
 export function perRequest (parsed, requests, wanted = ['Ir', 'D1miss', 'LLmiss']) {
-  const parts = { all: {}, requestPath: {}, js: {}, runtime: {} }
+  const parts = { all: {}, runtime: {}, requestPath: {}, js: {} }
   for (const event of wanted) {
     if (!hasEvent(parsed.events, event)) continue
     for (const part of Object.keys(parts)) parts[part][event] = 0
@@ -138,7 +138,7 @@ export function perRequest (parsed, requests, wanted = ['Ir', 'D1miss', 'LLmiss'
 }
 
 /**
- * Functions of the request path whose per-request `event` differs most between two windows
+ * Functions of the request path (not the runtime) whose per-request `event` differs most between two windows
  * (`b` minus `a`), largest first.
  */
 export function diffFunctions (a, aRequests, b, bRequests, event, top = 30) {
