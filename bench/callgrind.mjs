@@ -27,7 +27,8 @@
  * Other options: --warmup N (30000), --requests N (4000), --connections N (8), --parallel N
  * (scenarios at once, 2), --top N (25), --out DIR (default bench/results: callgrind-<time>.md and
  * .json; callgrind's own files stay in a temporary directory, named at the end), --from DIR (report
- * again on the files of an earlier run, with other --compare or --top; its --scenarios).
+ * again on the files of an earlier run, with other --compare or --top; its --scenarios), --sort EVENT
+ * (what the per-function tables are ordered by: Ir, D1miss or LLmiss, the default with a cache).
  * Needs valgrind (Debian: apt-get install -y valgrind).
  */
 import { execFileSync } from 'node:child_process'
@@ -59,7 +60,8 @@ const { values: args } = parseArgs({
     ll: { type: 'string', default: '2097152,16,64' },
     'no-cache': { type: 'boolean', default: false },
     out: { type: 'string' },
-    from: { type: 'string' }
+    from: { type: 'string' },
+    sort: { type: 'string' }
   }
 })
 const numbers = {}
@@ -230,7 +232,8 @@ for (const name of scenarios) {
   const r = results.get(name)
   lines.push(`| ${name} (${r.label}) | ${events.map((e) => `${fmt(r.perRequest.requestPath[e])} | ${fmt(r.perRequest.runtime[e])}`).join(' | ')} |`)
 }
-const sortBy = events.includes('LLmiss') ? 'LLmiss' : 'Ir'
+const sortBy = args.sort ?? (events.includes('LLmiss') ? 'LLmiss' : 'Ir')
+if (!events.includes(sortBy)) throw new TypeError(`callgrind: --sort takes one of ${events.join(', ')}, got ${sortBy}`)
 for (const [a, b] of comparisons) {
   const ra = results.get(a)
   const rb = results.get(b)

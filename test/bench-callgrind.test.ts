@@ -140,7 +140,7 @@ interface Counts {
 t.test('a short run end to end: two gateways under valgrind, counted, compared, and read again', async (t) => {
   const out = mkdtempSync(path.join(tmpdir(), 'faultline-callgrind-test-'))
   t.teardown(() => rmSync(out, { recursive: true, force: true }))
-  const first = await run(['--scenarios', 'api,apis-one', '--apis', '2', '--warmup', '200', '--requests', '100', '--no-cache', '--out', out])
+  const first = await run(['--scenarios', 'api,apis-one', '--apis', '2', '--warmup', '200', '--requests', '100', '--no-cache', '--top', '100', '--out', out])
   t.equal(first.code, 0, first.stderr)
   const work = /callgrind's files: (\S+)/.exec(first.stderr)?.[1]
   t.ok(work, 'names the directory of callgrind\'s files')
@@ -158,6 +158,15 @@ t.test('a short run end to end: two gateways under valgrind, counted, compared, 
   t.match(first.stdout, /## apis-one against api/)
   t.match(first.stdout, /Ir on the request path: [\d.]+x/)
   t.match(first.stdout, /`JS [*^~]/, 'JavaScript functions by name in the comparison')
+  // Timer callbacks run by the clock: what runs under Node's RunTimers is not counted, only the
+  // few instructions of the function itself around the toggles (a timer callback alone is
+  // thousands).
+  const dump = readdirSync(work as string).find((f) => /^apis-one\.\d+\.callgrind\.1$/.test(f)) as string
+  const inclusive = await new Promise<string>((resolve, reject) => {
+    execFile('callgrind_annotate', ['--inclusive=yes', '--auto=no', '--threshold=100', path.join(work as string, dump)], { maxBuffer: 1 << 26 }, (err, stdout) => err === null ? resolve(stdout) : reject(err))
+  })
+  const timers = (parseAnnotate(inclusive) as Parsed).functions.filter((fn) => fn.name.includes('node::Environment::RunTimers'))
+  t.ok(timers.every((fn) => fn.counts[0] < 1_000), `RunTimers, with all it calls: ${timers.map((fn) => fn.counts[0]).join(', ') || 0} instructions`)
 
   // The same files reported again, without running anything.
   const again = await run(['--from', work as string, '--scenarios', 'api,apis-one', '--compare', 'apis-one:api', '--top', '3', '--out', out])
@@ -167,6 +176,10 @@ t.test('a short run end to end: two gateways under valgrind, counted, compared, 
   t.equal(table.length, 3, '--top 3')
   const [, apiRow] = /\| api \(full chain, 1 API\) \| ([\d,.]+) \|/.exec(again.stdout) ?? []
   t.equal(Number(apiRow?.replace(/,/g, '')), Math.round(counts.scenarios[0].perRequest.requestPath.Ir), 'the same counts')
+  // Without a simulated cache there are no misses to order the functions by.
+  const noMisses = await run(['--from', work as string, '--scenarios', 'api,apis-one', '--sort', 'LLmiss', '--out', out])
+  t.not(noMisses.code, 0)
+  t.match(noMisses.stderr, /--sort takes one of Ir, got LLmiss/)
 })
 
 t.test('bad arguments are refused before anything starts', async (t) => {
