@@ -302,6 +302,25 @@ t.test('methods outside the API list are MNA 405 with Allow', async (t) => {
   t.equal(a.hits, 0)
 })
 
+t.test('APIs with the same methods share their list, APIs with others keep their own', async (t) => {
+  const a = await upstream(t, 'a')
+  const gw = await gateway(t, [
+    { name: 'ro', prefix: '/ro', methods: ['GET'], upstream: { targets: [a.url] } },
+    { name: 'rw', prefix: '/rw', methods: ['GET', 'POST'], upstream: { targets: [a.url] } },
+    { name: 'ro2', prefix: '/ro2', methods: ['GET'], upstream: { targets: [a.url] } }
+  ])
+  for (const path of ['/ro/x', '/ro2/x']) {
+    const res = await get(gw, path, { method: 'POST' })
+    t.equal(res.status, 405, `POST ${path}`)
+    t.equal(res.headers.allow, 'GET')
+  }
+  const posted = await get(gw, '/rw/x', { method: 'POST' })
+  t.equal(posted.status, 200, 'POST /rw/x is proxied')
+  t.equal((await get(gw, '/ro2/x')).status, 200)
+  t.equal((await get(gw, '/rw/x', { method: 'DELETE' })).headers.allow, 'GET, POST')
+  t.equal(a.hits, 2)
+})
+
 t.test('a path escaping the API prefix is refused before dialling', async (t) => {
   const a = await upstream(t, 'a')
   const gw = await gateway(t, [{ name: 'esc', prefix: '/esc', upstream: { targets: [a.url + '/v2'] } }])
