@@ -1,9 +1,11 @@
 /**
  * What a request costs the gateway in instructions and cache misses, counted by valgrind's
- * callgrind rather than timed: the counts do not move with the machine's load, so two
- * configurations compare without the noise that wall-clock rounds fight (run.mjs).
+ * callgrind rather than timed: the counts do not depend on the machine's load, so two
+ * configurations compare without the noise that wall-clock rounds fight (run.mjs). What runs in a
+ * counted window still differs a little from run to run (the tiers V8 has the code in, when it
+ * allocates): across runs, compare the functions a change touched (BENCHMARKS.md).
  *
- *   node bench/callgrind.mjs                       # api, apis-one, apis-spread: about 8 minutes
+ *   node bench/callgrind.mjs                       # api, apis-one, apis-spread: about 10 minutes
  *   node bench/callgrind.mjs --scenarios api,apis-ten --compare apis-ten:api
  *
  * Each scenario is one gateway process (bench/lib/sut.mjs, the harness's full chain) run under
