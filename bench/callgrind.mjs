@@ -41,7 +41,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { diffFunctions, functionName, hasEvent, parseAnnotate, parsePerfMap, perRequest } from './lib/callgrind.mjs'
-import { KEY, PATH, fullChain, spread } from './lib/chains.mjs'
+import { KEY, PATH, apiRequest, fullChain, manyApis, spread } from './lib/chains.mjs'
 import { startChildProcess } from './lib/children.mjs'
 import { codeVersion } from './lib/commit.mjs'
 
@@ -78,15 +78,9 @@ const withCache = !args['no-cache']
 /** Scenario name -> the gateway's APIs and the requests sent to it (round-robin). */
 const scenarioDefs = {
   api: { label: 'full chain, 1 API', apis: (upstream) => [fullChain(upstream)], requests: () => [{ path: PATH, headers: KEY }] },
-  'apis-one': { label: `full chain, ${apis} APIs, traffic to one`, apis: manyApis, requests: () => [apiRequest(Math.floor(apis / 2))] },
-  'apis-ten': { label: `full chain, ${apis} APIs, traffic over 10`, apis: manyApis, requests: () => Array.from({ length: Math.min(10, apis) }, (_, i) => apiRequest(Math.floor(i * apis / Math.min(10, apis)))) },
-  'apis-spread': { label: `full chain, ${apis} APIs, traffic over all`, apis: manyApis, requests: () => spread(apis, apis).map(apiRequest) }
-}
-function manyApis (upstream) {
-  return Array.from({ length: apis }, (_, i) => fullChain(upstream, { name: `api-${i}`, prefix: `/api-${i}` }))
-}
-function apiRequest (i) {
-  return { path: `/api-${i}/items/42`, headers: KEY }
+  'apis-one': { label: `full chain, ${apis} APIs, traffic to one`, apis: (upstream) => manyApis(upstream, apis), requests: () => [apiRequest(Math.floor(apis / 2))] },
+  'apis-ten': { label: `full chain, ${apis} APIs, traffic over 10`, apis: (upstream) => manyApis(upstream, apis), requests: () => Array.from({ length: Math.min(10, apis) }, (_, i) => apiRequest(Math.floor(i * apis / Math.min(10, apis)))) },
+  'apis-spread': { label: `full chain, ${apis} APIs, traffic over all`, apis: (upstream) => manyApis(upstream, apis), requests: () => spread(apis, apis).map(apiRequest) }
 }
 
 const scenarios = args.scenarios.split(',').filter(Boolean)

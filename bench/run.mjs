@@ -27,7 +27,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { KEY, PATH, fullChain, spread } from './lib/chains.mjs'
+import { KEY, PATH, apiRequest, fullChain, manyApis, spread } from './lib/chains.mjs'
 import { startChildProcess } from './lib/children.mjs'
 import { codeVersion } from './lib/commit.mjs'
 import { apiKey } from './lib/keys.mjs'
@@ -199,7 +199,7 @@ const systems = {
     config: (c) => ({
       kind: 'faultline',
       accessLog: accessLogFile('fl-1000-apis'),
-      apis: Array.from({ length: 1000 }, (_, i) => fullChain(c.upstream, { name: `api-${i}`, prefix: `/api-${i}` }))
+      apis: manyApis(c.upstream, 1000)
     })
   },
   // The 1,000-API row taken apart (rows part-*): each per-API feature of the full chain alone.
@@ -231,17 +231,17 @@ const allRows = [
   { id: 'fl-rlt', group: 'error', label: 'error path: rate-limited (RLT)', system: 'fl-rlt', expect: 429, headers: KEY },
   // The scale rows pick a request at random per call; so does their own baseline (same load generator cost).
   { id: 'scale-base', group: 'faultline', label: 'scale: full chain, 1 API, 1 key', system: 'fl-full', expect: 200, pick: 'random', requests: [{ path: PATH, headers: KEY }] },
-  { id: 'scale-apis-one', group: 'faultline', label: 'scale: 1,000 APIs, traffic to one', system: 'fl-1000-apis', expect: 200, pick: 'random', requests: [{ path: '/api-500/items/42', headers: KEY }] },
+  { id: 'scale-apis-one', group: 'faultline', label: 'scale: 1,000 APIs, traffic to one', system: 'fl-1000-apis', expect: 200, pick: 'random', requests: [apiRequest(500)] },
   // A longer warm-up, so that every API has met requests (its counters, its matched key, its breaker's buckets).
-  { id: 'scale-apis', group: 'faultline', label: 'scale: 1,000 APIs, traffic spread', system: 'fl-1000-apis', expect: 200, pick: 'random', warmupFactor: 4, requests: spread(1000, 1000).map((i) => ({ path: `/api-${i}/items/42`, headers: KEY })) },
+  { id: 'scale-apis', group: 'faultline', label: 'scale: 1,000 APIs, traffic spread', system: 'fl-1000-apis', expect: 200, pick: 'random', warmupFactor: 4, requests: spread(1000, 1000).map(apiRequest) },
   // On demand: the same 1,000 APIs with traffic alternating over 10 of them (api-0, api-100, ...):
   // what alternating between APIs costs when their data is few enough to stay in the caches.
-  { id: 'scale-apis-ten', onDemand: true, group: 'faultline', label: 'scale: 1,000 APIs, traffic spread over 10', system: 'fl-1000-apis', expect: 200, pick: 'random', requests: spread(10, 10).map((i) => ({ path: `/api-${i * 100}/items/42`, headers: KEY })) },
+  { id: 'scale-apis-ten', onDemand: true, group: 'faultline', label: 'scale: 1,000 APIs, traffic spread over 10', system: 'fl-1000-apis', expect: 200, pick: 'random', requests: spread(10, 10).map((i) => apiRequest(i * 100)) },
   // On demand (`--only parts --paired parts`): for each feature, 1,000 APIs with traffic spread
   // over them against 1 API, both with that feature alone. Not part of a full run.
   ...Object.keys(featureParts()).flatMap((part) => [
     { id: `part-${part}-one`, onDemand: true, group: 'faultline', label: `parts: ${part}, 1 API`, system: `fl-part-${part}-1`, expect: 200, pick: 'random', requests: [{ path: PATH, headers: KEY }] },
-    { id: `part-${part}-spread`, onDemand: true, group: 'faultline', label: `parts: ${part}, 1,000 APIs, traffic spread`, system: `fl-part-${part}-1000`, expect: 200, pick: 'random', warmupFactor: 4, requests: spread(1000, 1000).map((i) => ({ path: `/api-${i}/items/42`, headers: KEY })) }
+    { id: `part-${part}-spread`, onDemand: true, group: 'faultline', label: `parts: ${part}, 1,000 APIs, traffic spread`, system: `fl-part-${part}-1000`, expect: 200, pick: 'random', warmupFactor: 4, requests: spread(1000, 1000).map(apiRequest) }
   ]),
   { id: 'scale-keys', group: 'faultline', label: 'scale: 1,000,000 keys (1,000 used)', system: 'fl-1m-keys', expect: 200, pick: 'random', requests: spread(1000, 1_000_000).map((i) => ({ path: PATH, headers: { 'x-api-key': apiKey(i) } })) }
 ]

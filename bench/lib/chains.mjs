@@ -24,5 +24,11 @@ export const fullChain = (target, extra = {}) => ({
   ...extra
 })
 
+/** `count` full-chain APIs `api-<i>` under the prefixes `/api-<i>`: the scale rows' gateway. */
+export const manyApis = (target, count) => Array.from({ length: count }, (_, i) => fullChain(target, { name: `api-${i}`, prefix: `/api-${i}` }))
+
+/** A request to the API `api-<i>` of manyApis (with the full chain's key). */
+export const apiRequest = (i) => ({ path: `/api-${i}/items/42`, headers: KEY })
+
 /** `count` indexes below `of`, spread deterministically (the same keys and APIs every run). */
 export const spread = (count, of) => Array.from({ length: count }, (_, i) => Math.floor((i * 2654435761) % of))

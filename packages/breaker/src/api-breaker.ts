@@ -141,7 +141,7 @@ export class ApiBreaker {
     const address = record.upstream_addr
     if (address !== undefined && address !== this.settledTarget) {
       // With traffic over 1,000 APIs, the Set's table was a cache miss on most requests (bench/callgrind.mjs).
-      if (!this.targetSet.has(address)) this.addTarget(address)
+      this.addTarget(address)
       this.settledTarget = address
     }
     if (this.shutDown || record[kGeneration] !== this.generation) return
