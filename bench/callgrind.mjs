@@ -18,7 +18,8 @@
  * miss costs in time.
  *
  * Scenarios (--apis N, default 1,000): api (1 API), apis-one (N APIs, traffic to one),
- * apis-ten (N APIs, traffic alternating over 10), apis-spread (N APIs, traffic over all).
+ * apis-ten (N APIs, traffic alternating over 10), apis-spread (N APIs, traffic over all); keys-1k
+ * and keys-1m (1 API holding 1,000 or 1,000,000 keys, traffic from 1,000 of them).
  * --compare a:b,...: for each pair, b minus a per function of the request path (default: each
  * scenario against the one before it). Garbage collection and compilation are reported apart: how
  * much of them lands in a window of a few thousand requests depends on when a full collection
@@ -41,7 +42,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { diffFunctions, functionName, hasEvent, parseAnnotate, parsePerfMap, perRequest } from './lib/callgrind.mjs'
-import { KEY, PATH, apiRequest, fullChain, manyApis, spread } from './lib/chains.mjs'
+import { KEY, PATH, apiRequest, fullChain, keyRequest, manyApis, spread } from './lib/chains.mjs'
 import { startChildProcess } from './lib/children.mjs'
 import { codeVersion } from './lib/commit.mjs'
 
@@ -80,7 +81,10 @@ const scenarioDefs = {
   api: { label: 'full chain, 1 API', apis: (upstream) => [fullChain(upstream)], requests: () => [{ path: PATH, headers: KEY }] },
   'apis-one': { label: `full chain, ${apis} APIs, traffic to one`, apis: (upstream) => manyApis(upstream, apis), requests: () => [apiRequest(Math.floor(apis / 2))] },
   'apis-ten': { label: `full chain, ${apis} APIs, traffic over 10`, apis: (upstream) => manyApis(upstream, apis), requests: () => Array.from({ length: Math.min(10, apis) }, (_, i) => apiRequest(Math.floor(i * apis / Math.min(10, apis)))) },
-  'apis-spread': { label: `full chain, ${apis} APIs, traffic over all`, apis: (upstream) => manyApis(upstream, apis), requests: () => spread(apis, apis).map(apiRequest) }
+  'apis-spread': { label: `full chain, ${apis} APIs, traffic over all`, apis: (upstream) => manyApis(upstream, apis), requests: () => spread(apis, apis).map(apiRequest) },
+  // The key table's size alone: the same traffic (1,000 consumers) against 1,000 and 1,000,000 keys held.
+  'keys-1k': { label: 'full chain, 1 API, 1,000 keys, all used', apis: (upstream) => [fullChain(upstream, { keys: 1000 })], requests: () => Array.from({ length: 1000 }, (_, i) => keyRequest(i)) },
+  'keys-1m': { label: 'full chain, 1 API, 1,000,000 keys, 1,000 used', apis: (upstream) => [fullChain(upstream, { keys: 1_000_000 })], requests: () => spread(1000, 1_000_000).map(keyRequest) }
 }
 
 const scenarios = args.scenarios.split(',').filter(Boolean)

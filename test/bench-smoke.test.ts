@@ -29,7 +29,8 @@ interface Results {
   mode: string
   machine: { cores: number, node: string }
   versions: Record<string, string>
-  settings: { rounds: number, connections: number }
+  settings: { rounds: number, connections: number, nodeFlags: string[] }
+  systemFlags: Record<string, string[]>
   rows: Row[]
   targets: Array<{
     text: string
@@ -56,7 +57,8 @@ t.test('bench/run.mjs --smoke measures four configurations and writes JSON, mark
   t.teardown(() => rmSync(out, { recursive: true, force: true }))
 
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, ['bench/run.mjs', '--smoke', '--out', out], { cwd: root, timeout: 90_000 }, (err, stdout, stderr) => {
+    // --node-flags with a flag that changes nothing measured here: it must reach every system under test.
+    execFile(process.execPath, ['bench/run.mjs', '--smoke', '--out', out, '--node-flags=--stack-trace-limit=12'], { cwd: root, timeout: 90_000 }, (err, stdout, stderr) => {
       if (err !== null) reject(new Error(`${err.message}\n${stderr}`))
       else resolve(stdout)
     })
@@ -73,6 +75,12 @@ t.test('bench/run.mjs --smoke measures four configurations and writes JSON, mark
   t.match(results.versions.autocannon, /^\d+\.\d+\.\d+$/)
   t.match(results.versions.fastify, /^\d+\.\d+\.\d+$/)
   t.same(results.rows.map((r) => r.id).sort(), ['direct', 'fl-log', 'fl-metrics', 'reply-from'])
+  // As each process reported its own process.execArgv: the systems under test, the mixed run's
+  // included, got the flag; the upstream (which the direct row measures) and the load generators
+  // are not systems under test.
+  t.same(results.settings.nodeFlags, ['--stack-trace-limit=12'])
+  t.same(Object.keys(results.systemFlags).sort(), ['fl-log', 'fl-metrics', 'fl-mixed', 'reply-from'])
+  for (const [name, flags] of Object.entries(results.systemFlags)) t.ok(flags.includes('--stack-trace-limit=12'), `${name} runs with the flag`)
 
   for (const row of results.rows) {
     t.equal(row.rounds.length, results.settings.rounds, `${row.id}: one result per round`)
@@ -126,9 +134,21 @@ t.test('bench/run.mjs --smoke measures four configurations and writes JSON, mark
   t.match(markdown, /\| Faultline: proxy \+ access log \| [\d,]+ \| \d+\.\d\d \|/)
   t.match(markdown, /\| Faultline: proxy \+ access log \+ metrics \| Faultline: proxy \+ access log \| \d+\.\d\d \(\d+\.\d\d to \d+\.\d\d\) \|/)
   t.match(markdown, /\| metrics on \/ off \(proxy \+ access log, throughput\) \| \d+\.\d\d \| \d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\] \| >= 0\.97 \| (yes|\*\*no\*\*); paired: (met|\*\*missed\*\*) \|/)
+  t.match(markdown, 'Node flags of every Node system under test (`--node-flags`): `--stack-trace-limit=12`.')
   const svg = readFileSync(summary.svg, 'utf8')
   t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
   t.equal((svg.match(/<rect x=/g) ?? []).length, 4, 'one bar per row')
+})
+
+t.test('bench/run.mjs refuses --node-flags that are not flags, before starting anything', async (t) => {
+  const r = await new Promise<{ code: number, stderr: string }>((resolve) => {
+    execFile(process.execPath, ['bench/run.mjs', '--smoke', '--node-flags=--expose-gc max-semi-space-size=1'], { cwd: root, timeout: 20_000 }, (err, _stdout, stderr) => {
+      resolve({ code: err === null ? 0 : (err as { code?: number }).code ?? 1, stderr })
+    })
+  })
+  t.not(r.code, 0)
+  t.match(r.stderr, 'bench: --node-flags takes flags that start with --, got "max-semi-space-size=1"')
+  t.notMatch(r.stderr, /systems up/)
 })
 
 t.test('bench/access-line.mjs checks the compiled line against pino and prints both costs', async (t) => {

@@ -32,3 +32,6 @@ export const apiRequest = (i) => ({ path: `/api-${i}/items/42`, headers: KEY })
 
 /** `count` indexes below `of`, spread deterministically (the same keys and APIs every run). */
 export const spread = (count, of) => Array.from({ length: count }, (_, i) => Math.floor((i * 2654435761) % of))
+
+/** A request to the single-API full chain with the key `apiKey(i)` (its gateway holds that many keys or more). */
+export const keyRequest = (i) => ({ path: PATH, headers: { 'x-api-key': apiKey(i) } })

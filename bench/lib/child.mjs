@@ -1,7 +1,7 @@
 /**
  * The child side of the harness's protocol. Every process the harness starts (upstream, systems
  * under test, load generator) talks to it over the IPC channel:
- *   harness -> child  { type: 'start', config }        child -> harness { type: 'ready', url }
+ *   harness -> child  { type: 'start', config }        child -> harness { type: 'ready', url, execArgv }
  *   harness -> child  { type: 'memory', id }           child -> harness { type: 'reply', id, value }
  *   harness -> child  { type: 'stop' }                 the child closes and exits
  * A child whose harness died (IPC disconnected) exits too, so no server outlives a run.
@@ -21,7 +21,7 @@ export function serveChild (start) {
         // keys) is collected before it is measured, the same for every system: otherwise that
         // garbage sat in the old generation for the whole run, no full GC being due.
         collect()
-        process.send({ type: 'ready', url: running.url })
+        process.send({ type: 'ready', url: running.url, execArgv: process.execArgv })
       } else if (msg.type === 'memory') {
         process.send({ type: 'reply', id: msg.id, value: measureMemory() })
       } else if (msg.type === 'stop') {

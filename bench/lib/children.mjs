@@ -18,7 +18,7 @@ export async function startChildProcess (script, config, { name, timeout = 120_0
   let onReady
   const ready = new Promise((resolve, reject) => { onReady = { resolve, reject } })
   child.on('message', (msg) => {
-    if (msg.type === 'ready') onReady.resolve(msg.url)
+    if (msg.type === 'ready') onReady.resolve(msg)
     else if (msg.type === 'reply') { pending.get(msg.id)?.resolve(msg.value); pending.delete(msg.id) } else if (msg.type === 'error') {
       const err = new Error(`${name}: ${msg.message}`)
       if (msg.id === undefined) onReady.reject(err)
@@ -32,10 +32,12 @@ export async function startChildProcess (script, config, { name, timeout = 120_0
   })
   child.send({ type: 'start', config })
   const timer = setTimeout(() => onReady.reject(new Error(`${name} did not start within ${timeout} ms`)), timeout)
-  const url = await ready.finally(() => clearTimeout(timer))
+  const { url, execArgv: flags } = await ready.finally(() => clearTimeout(timer))
   return {
     name,
     url,
+    /** The flags the child says it runs with (process.execArgv). */
+    execArgv: flags,
     pid: child.pid,
     pids: () => [child.pid],
     call (msg) {

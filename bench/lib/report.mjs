@@ -16,6 +16,7 @@ export function markdown (results) {
   lines.push(`- Versions: ${Object.entries(versions).map(([name, v]) => `${name} ${v}`).join(', ')}.`)
   lines.push(`- Load: autocannon ${versions.autocannon}, ${settings.connections} connections, no pipelining, ${settings.rounds} rounds of ${settings.duration} s per configuration, interleaved (a seeded shuffle of the order each round, rows compared with each other kept adjacent), after a ${settings.warmup} s warm-up${settings.settle > 0 ? ` and ${settings.settle} s of unmeasured load before each measured round` : ''}; figures are medians over rounds, ratios are medians of per-round ratios.`)
   lines.push(`- Upstream: node:http answering ${settings.upstreamBodyBytes} bytes of JSON. Access logs are written to a file.`)
+  if (settings.nodeFlags?.length > 0) lines.push(`- Node flags of every Node system under test (\`--node-flags\`): \`${settings.nodeFlags.join(' ')}\`.`)
   if (results.skipped.length > 0) {
     for (const s of results.skipped) lines.push(`- Skipped: ${s.label}: ${s.reason}.`)
   }
@@ -48,6 +49,10 @@ export function markdown (results) {
   const extra = results.extra ?? {}
   if (extra.cboVsUcf !== undefined || extra.rltVsFull !== undefined) {
     lines.push(`Error paths against the path they replace: CBO ${fmtRatio(extra.cboVsUcf)}x the throughput of UCF (same dead upstream, no breaker); RLT ${fmtRatio(extra.rltVsFull)}x the full chain's success path.`)
+    lines.push('')
+  }
+  if (extra.consumersVsOne !== undefined) {
+    lines.push(`Keys: 1,000 keys held and used ${fmtRatio(extra.consumersVsOne)}x the throughput of 1 key (the full chain; each consumer has its own rate-limit and quota counters and its own name on the access line); 1,000,000 held, 1,000 used, ${fmtRatio(extra.millionKeysVsOne)}x.`)
     lines.push('')
   }
   if (extra.ucfDialVsSuccess !== undefined) {
