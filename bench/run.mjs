@@ -73,8 +73,9 @@ const settings = {
   // Each row's load before each of its measured rounds, unmeasured (0: none).
   settle: Number(args.settle ?? (smoke ? 0 : 0.5)),
   connections: Number(args.connections ?? (smoke ? 10 : 50)),
-  // 1,000,000 mixed requests take about 5 minutes here on their own: more than the 10-minute
-  // budget leaves once the comparison rows have run. --mixed 1000000 runs them all.
+  // 1,000,000 mixed requests took under 3 minutes here on their own (2026-12-03), about 2 more
+  // than the 300,000 below: more than the 10-minute budget leaves once the comparison rows have
+  // run (about 8.7 minutes). --mixed 1000000 runs them all (--only memory: that run alone).
   mixedRequests: Number(args.mixed ?? (smoke ? 2000 : 300_000)),
   mixedWarmup: smoke ? 1000 : 50_000,
   mixedChunks: smoke ? 1 : 4
