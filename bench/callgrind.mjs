@@ -42,7 +42,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { diffFunctions, functionName, hasEvent, parseAnnotate, parsePerfMap, perRequest } from './lib/callgrind.mjs'
-import { KEY, PATH, apiRequest, fullChain, keyRequest, manyApis, spread } from './lib/chains.mjs'
+import { KEY, PATH, apiRequest, fullChain, keyTraffic, manyApis, spread } from './lib/chains.mjs'
 import { startChildProcess } from './lib/children.mjs'
 import { codeVersion } from './lib/commit.mjs'
 
@@ -83,8 +83,8 @@ const scenarioDefs = {
   'apis-ten': { label: `full chain, ${apis} APIs, traffic over 10`, apis: (upstream) => manyApis(upstream, apis), requests: () => Array.from({ length: Math.min(10, apis) }, (_, i) => apiRequest(Math.floor(i * apis / Math.min(10, apis)))) },
   'apis-spread': { label: `full chain, ${apis} APIs, traffic over all`, apis: (upstream) => manyApis(upstream, apis), requests: () => spread(apis, apis).map(apiRequest) },
   // The key table's size alone: the same traffic (1,000 consumers) against 1,000 and 1,000,000 keys held.
-  'keys-1k': { label: 'full chain, 1 API, 1,000 keys, all used', apis: (upstream) => [fullChain(upstream, { keys: 1000 })], requests: () => Array.from({ length: 1000 }, (_, i) => keyRequest(i)) },
-  'keys-1m': { label: 'full chain, 1 API, 1,000,000 keys, 1,000 used', apis: (upstream) => [fullChain(upstream, { keys: 1_000_000 })], requests: () => spread(1000, 1_000_000).map(keyRequest) }
+  'keys-1k': { label: 'full chain, 1 API, 1,000 keys, all used', apis: (upstream) => [fullChain(upstream, { keys: 1000 })], requests: () => keyTraffic(1000) },
+  'keys-1m': { label: 'full chain, 1 API, 1,000,000 keys, 1,000 used', apis: (upstream) => [fullChain(upstream, { keys: 1_000_000 })], requests: () => keyTraffic(1_000_000) }
 }
 
 const scenarios = args.scenarios.split(',').filter(Boolean)

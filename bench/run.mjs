@@ -30,7 +30,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { KEY, PATH, apiRequest, fullChain, keyRequest, manyApis, spread } from './lib/chains.mjs'
+import { KEY, PATH, apiRequest, fullChain, keyTraffic, manyApis, spread } from './lib/chains.mjs'
 import { startChildProcess } from './lib/children.mjs'
 import { codeVersion } from './lib/commit.mjs'
 import { seededRandom } from './lib/random.mjs'
@@ -263,8 +263,8 @@ const allRows = [
   // and all of them used: the same traffic (1,000 consumers, each with its own counters and its own
   // name on the line), so the ratio is what holding a million keys costs the lookup. Against the
   // 1-key base it would also count what 1,000 consumers cost over one (reported apart: extra).
-  { id: 'scale-keys', group: 'faultline', label: 'scale: 1,000,000 keys (1,000 used)', system: 'fl-1m-keys', expect: 200, pick: 'random', requests: spread(1000, 1_000_000).map(keyRequest) },
-  { id: 'scale-keys-1k', group: 'faultline', label: 'scale: 1,000 keys (all used)', system: 'fl-1k-keys', expect: 200, pick: 'random', requests: Array.from({ length: 1000 }, (_, i) => keyRequest(i)) }
+  { id: 'scale-keys', group: 'faultline', label: 'scale: 1,000,000 keys (1,000 used)', system: 'fl-1m-keys', expect: 200, pick: 'random', requests: keyTraffic(1_000_000) },
+  { id: 'scale-keys-1k', group: 'faultline', label: 'scale: 1,000 keys (all used)', system: 'fl-1k-keys', expect: 200, pick: 'random', requests: keyTraffic(1_000) }
 ]
 
 const smokeRows = ['direct', 'reply-from', 'fl-log', 'fl-metrics']

@@ -34,4 +34,10 @@ export const apiRequest = (i) => ({ path: `/api-${i}/items/42`, headers: KEY })
 export const spread = (count, of) => Array.from({ length: count }, (_, i) => Math.floor((i * 2654435761) % of))
 
 /** A request to the single-API full chain with the key `apiKey(i)` (its gateway holds that many keys or more). */
-export const keyRequest = (i) => ({ path: PATH, headers: { 'x-api-key': apiKey(i) } })
+const keyRequest = (i) => ({ path: PATH, headers: { 'x-api-key': apiKey(i) } })
+
+/**
+ * The key-scale traffic: requests from 1,000 keys of a gateway holding `held` keys, spread over its
+ * table (with 1,000 held, every key once: the spread of 1,000 over 1,000 is a permutation).
+ */
+export const keyTraffic = (held) => spread(1000, held).map(keyRequest)
